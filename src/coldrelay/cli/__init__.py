@@ -1,0 +1,1 @@
+"""The ``coldrelay`` command line: one Typer group per package."""

@@ -1,0 +1,218 @@
+"""``explain(reply) -> Diagnosis``: which provider said it, why, and what to do.
+
+Every knowledge-base pattern that the reply's words allow is run; each matching
+entry is scored on how well its codes and provider agree with the reply, and the
+best one wins. When no pattern matches, the provider's own entry for the same
+codes, then the generic entry for the codes, then the IANA registry speak.
+A reply that matches nothing still gets the meaning of its codes.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from coldrelay.errors.entry import Entry
+from coldrelay.errors.knowledge_base import KnowledgeBase, default_knowledge_base
+from coldrelay.errors.providers import provider_from_host, provider_from_text
+from coldrelay.errors.reasons import REASON_INFO, Reason, WhoActs
+from coldrelay.errors.reply import ParsedReply, parse_reply
+from coldrelay.errors.status_codes import BASIC_CODES, describe_enhanced, reason_for_codes
+
+_RECIPIENT_REASONS = {
+    Reason.USERUNKNOWN,
+    Reason.HOSTUNKNOWN,
+    Reason.SUSPEND,
+    Reason.HASMOVED,
+    Reason.NOTACCEPT,
+    Reason.MAILBOXFULL,
+}
+_RECEIVER_REASONS = {Reason.SYSTEMERROR, Reason.MAILERERROR, Reason.SYSTEMFULL}
+_RETRY_REASONS = {Reason.ONHOLD, Reason.NETWORKERROR, Reason.SPEEDING, Reason.TOOMANYCONN}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """What a reply means for the sender, ready for a page, the API or the delivery log."""
+
+    text: str
+    basic_code: int | None
+    enhanced_code: str | None
+    provider: str | None
+    reason: Reason
+    permanent: bool
+    hard_bounce: bool
+    who_acts: WhoActs
+    confidence: float
+    meaning: str
+    """The standard meaning of the codes (RFC 5321 and the IANA registry)."""
+    entry: Entry | None
+    matched_by: str
+    """``pattern`` (the entry's wording matched), ``codes`` (chosen by codes alone) or ``none``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only, for the API and ``--json``."""
+        entry = None
+        if self.entry is not None:
+            entry = {
+                "slug": self.entry.slug,
+                "title": self.entry.title,
+                "url": self.entry.url,
+                "summary": self.entry.summary,
+                "fix_steps": [{"title": s.title, "instructions": s.instructions} for s in self.entry.fix_steps],
+            }
+        return {
+            "text": self.text,
+            "basic_code": self.basic_code,
+            "enhanced_code": self.enhanced_code,
+            "provider": self.provider,
+            "reason": self.reason.value,
+            "reason_meaning": REASON_INFO[self.reason].meaning,
+            "permanent": self.permanent,
+            "hard_bounce": self.hard_bounce,
+            "who_acts": self.who_acts.value,
+            "confidence": round(self.confidence, 2),
+            "meaning": self.meaning,
+            "matched_by": self.matched_by,
+            "entry": entry,
+        }
+
+
+def _code_score(entry: Entry, reply: ParsedReply) -> float:
+    """How well the entry's codes agree with the reply's (negative when they clash)."""
+    score = 0.0
+    if reply.enhanced_code and entry.enhanced_code:
+        if entry.enhanced_code == reply.enhanced_code:
+            score += 30
+        elif entry.enhanced_code[1:] == reply.enhanced_code[1:]:
+            score += 15  # same subject.detail, other class: a provider's 4xx and 5xx twins
+        elif entry.enhanced_code.split(".")[1] == reply.enhanced_code.split(".")[1]:
+            score -= 5
+        else:
+            score -= 25
+    if reply.basic_code and entry.basic_code:
+        if entry.basic_code == reply.basic_code:
+            score += 10
+        elif entry.basic_code // 100 != reply.basic_code // 100:
+            score -= 8
+    return score
+
+
+def _provider_score(entry: Entry, provider: str | None) -> float:
+    if provider is None or entry.provider is None:
+        return 0.0
+    return 30.0 if entry.provider == provider else -45.0
+
+
+def _best_entry(reply: ParsedReply, provider: str | None, kb: KnowledgeBase) -> tuple[Entry | None, str, float]:
+    """The best-scoring entry, how it was found, and its score."""
+    best: tuple[float, int, Entry, str] | None = None
+    order = 0
+    for position, pattern in kb.pattern_index.candidates(reply.text):
+        found = pattern.search(reply.text)
+        if found is None:
+            continue
+        entry = kb.entries[position]
+        score = 100 + min(len(found.group()), 60) / 2 + _code_score(entry, reply) + _provider_score(entry, provider)
+        order += 1
+        if best is None or score > best[0]:
+            best = (score, order, entry, "pattern")
+    code_candidates: list[tuple[float, Entry]] = []
+    if provider is not None:
+        for entry in kb.with_codes(reply.basic_code, reply.enhanced_code):
+            if entry.provider == provider:
+                code_candidates.append((45 + _code_score(entry, reply) + _provider_score(entry, provider), entry))
+    generic = kb.generic_for(reply.basic_code, reply.enhanced_code)
+    if generic is not None:
+        code_candidates.append((20 + _code_score(generic, reply), generic))
+    for score, entry in code_candidates:
+        if best is None or score > best[0]:
+            best = (score, 0, entry, "codes")
+    if best is None:
+        return None, "none", 0.0
+    return best[2], best[3], best[0]
+
+
+def _confidence(matched_by: str, score: float, reply: ParsedReply) -> float:
+    if matched_by == "pattern":
+        return max(0.5, min(0.99, 0.55 + score / 400))
+    if matched_by == "codes":
+        return 0.6 if score >= 60 else 0.4
+    return 0.25 if reply.enhanced_code else 0.15 if reply.basic_code else 0.05
+
+
+def _who_acts_for(reason: Reason, permanent: bool) -> WhoActs:
+    if reason in _RECIPIENT_REASONS:
+        return WhoActs.RECIPIENT
+    if reason in _RECEIVER_REASONS:
+        return WhoActs.RECEIVER
+    if reason in _RETRY_REASONS or not permanent:
+        return WhoActs.RETRY
+    return WhoActs.SENDER
+
+
+def _meaning(reply: ParsedReply) -> str:
+    parts = []
+    if reply.basic_code is not None:
+        basic = BASIC_CODES.get(reply.basic_code)
+        parts.append(f"{reply.basic_code}: {basic[0] if basic else 'non-standard reply code'}")
+    if reply.enhanced_code is not None:
+        parts.append(f"{reply.enhanced_code}: {describe_enhanced(reply.enhanced_code) or 'unknown enhanced code'}")
+    return "; ".join(parts) if parts else "The text carries no SMTP reply code."
+
+
+def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: KnowledgeBase | None = None) -> Diagnosis:
+    """Explain a reply against a given knowledge base (no caching)."""
+    kb = knowledge_base if knowledge_base is not None else default_knowledge_base()
+    reply = parse_reply(text)
+    provider = provider_from_host(remote_host) or provider_from_text(reply.text)
+    entry, matched_by, score = _best_entry(reply, provider, kb)
+    reply_class = reply.reply_class
+    if entry is not None:
+        reason = entry.reason
+        permanent = entry.permanent
+        entry_class = (entry.basic_code // 100) if entry.basic_code else None
+        if reply_class == 4:
+            permanent = False
+        elif reply_class == 5 and entry_class == 4:
+            permanent = True
+        hard_bounce = entry.hard_bounce and reply_class != 4
+        who_acts = entry.who_acts
+        if reply_class == 4 and who_acts is WhoActs.RECIPIENT and entry_class != 4:
+            who_acts = WhoActs.RETRY
+        provider = provider or entry.provider
+    else:
+        reason = reason_for_codes(reply.basic_code, reply.enhanced_code)
+        permanent = reply_class == 5
+        hard_bounce = permanent and REASON_INFO[reason].hard_bounce
+        who_acts = _who_acts_for(reason, permanent)
+    return Diagnosis(
+        text=reply.text,
+        basic_code=reply.basic_code,
+        enhanced_code=reply.enhanced_code,
+        provider=provider,
+        reason=reason,
+        permanent=permanent,
+        hard_bounce=hard_bounce,
+        who_acts=who_acts,
+        confidence=_confidence(matched_by, score, reply),
+        meaning=_meaning(reply),
+        entry=entry,
+        matched_by=matched_by,
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _cached(text: str, remote_host: str | None) -> Diagnosis:
+    return diagnose(text, remote_host=remote_host)
+
+
+def explain(text: str, *, remote_host: str | None = None) -> Diagnosis:
+    """Diagnose an SMTP reply (bare, multi-line, or inside a DSN line) with the shipped knowledge base.
+
+    ``remote_host`` is the server that sent the reply; it names the provider more
+    reliably than the text. Results are cached: delivery logs repeat the same
+    replies many times.
+    """
+    return _cached(text, remote_host.lower() if remote_host else None)

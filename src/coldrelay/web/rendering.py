@@ -1,0 +1,48 @@
+"""Templates and Markdown rendering shared by the pages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from coldrelay.errors import PROVIDER_BY_SLUG, REASON_INFO, WHO_ACTS_MEANING, Reason, WhoActs
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
+
+
+_SITE_PATH_CODE = re.compile(r"<code>(/(?:smtp-errors|diagnose)[^<\s]*)</code>")
+
+
+def markdown(text: str) -> Markup:
+    """Render an entry's Markdown; raw HTML in entries is escaped, never passed through.
+
+    Articles name our own pages as code (`/smtp-errors/...`); those become links.
+    Paths of tools that are not served yet stay plain code rather than dead links.
+    """
+    html = _markdown.render(text)
+    return Markup(_SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', html))
+
+
+def provider_name(slug: str | None) -> str:
+    """Human name of a provider slug ('generic' when none)."""
+    if slug is None:
+        return "Any server (generic)"
+    provider = PROVIDER_BY_SLUG.get(slug)
+    return provider.name if provider else slug
+
+
+def reason_meaning(reason: Reason | str) -> str:
+    return REASON_INFO[Reason(reason)].meaning
+
+
+def who_acts_meaning(who: WhoActs | str) -> str:
+    return WHO_ACTS_MEANING[WhoActs(who)]
+
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["markdown"] = markdown
+templates.env.globals.update(provider_name=provider_name, reason_meaning=reason_meaning, who_acts_meaning=who_acts_meaning)

@@ -1,0 +1,94 @@
+"""The web app through its real routes: pages, the diagnoser form and the JSON API."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from coldrelay.errors import KnowledgeBase
+from coldrelay.web import create_app
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app())
+
+
+def test_home(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Every SMTP error" in page.text
+
+
+def test_index_groups_by_class_and_provider(client: TestClient, kb: KnowledgeBase) -> None:
+    page = client.get("/smtp-errors")
+    assert page.status_code == 200
+    assert "5xx: permanent failures" in page.text and "4xx: temporary failures" in page.text
+    assert 'id="provider-google"' in page.text and 'id="provider-microsoft"' in page.text
+    assert page.text.count('href="/smtp-errors/') >= 2 * len(kb)
+
+
+def test_index_search(client: TestClient) -> None:
+    page = client.get("/smtp-errors", params={"q": "TSS04"})
+    assert page.status_code == 200
+    assert "tss04" in page.text.lower()
+    assert "microsoft-550-5-7-1-unable-to-relay" not in page.text
+    empty = client.get("/smtp-errors", params={"q": "no-such-words-anywhere"})
+    assert "Nothing matches" in empty.text
+
+
+def test_every_article_renders(client: TestClient, kb: KnowledgeBase) -> None:
+    for entry in kb:
+        page = client.get(entry.url)
+        assert page.status_code == 200, entry.slug
+        for heading in ("What it means", "Who you will see it from", "Why it happens", "How to fix it", "In cold email", "FAQ",
+                        "References", "Related errors"):  # fmt: skip
+            assert f">{heading}</h2>" in page.text, (entry.slug, heading)
+
+
+def test_unknown_article_is_a_friendly_404(client: TestClient) -> None:
+    page = client.get("/smtp-errors/no-such-thing")
+    assert page.status_code == 404
+    assert "There is no article" in page.text
+
+
+def test_diagnose_form_post(client: TestClient) -> None:
+    page = client.post("/diagnose", data={"text": "550 5.7.1 Unable to relay", "remote_host": ""})
+    assert page.status_code == 200
+    assert 'data-slug="microsoft-550-5-7-1-unable-to-relay"' in page.text
+    assert 'data-reason="norelaying"' in page.text
+
+
+def test_diagnose_empty_post_explains(client: TestClient) -> None:
+    page = client.post("/diagnose", data={"text": "   "})
+    assert page.status_code == 422
+    assert "Paste an SMTP reply first" in page.text
+
+
+def test_api_explain(client: TestClient) -> None:
+    response = client.post("/api/v1/explain", json={"text": "550 5.7.1 Unable to relay"})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["provider"] == "microsoft" and data["reason"] == "norelaying" and data["who_acts"] == "sender"
+    assert data["entry"]["slug"] == "microsoft-550-5-7-1-unable-to-relay"
+
+
+def test_api_rejects_bad_input_clearly(client: TestClient) -> None:
+    assert client.post("/api/v1/explain", json={"text": ""}).status_code == 422
+    assert client.post("/api/v1/explain", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert client.post("/api/v1/explain", json={"text": "x" * 30_000}).status_code == 422
+
+
+def test_api_errors_listing_and_detail(client: TestClient) -> None:
+    listing = client.get("/api/v1/errors", params={"provider": "yahoo"}).json()
+    assert listing and {item["provider"] for item in listing} == {"yahoo"}
+    detail = client.get(f"/api/v1/errors/{listing[0]['slug']}").json()
+    assert detail["fix_steps"] and len(detail["faq"]) >= 3 and detail["references"]
+    missing = client.get("/api/v1/errors/nope")
+    assert missing.status_code == 404 and missing.json() == {"detail": "No entry 'nope'"}
+
+
+def test_openapi_describes_explain(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+    assert "/api/v1/explain" in spec["paths"]
+    assert client.get("/api/docs").status_code == 200

@@ -11,10 +11,9 @@ never changes a result, it only saves time.
 from __future__ import annotations
 
 import re
+import re._parser as sre_parse  # type: ignore[import-not-found]  # the regex parser, read-only
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import re._parser as sre_parse  # type: ignore[import-not-found]  # the regex parser, read-only
 
 _WORD = re.compile(r"[^\W_]+")
 

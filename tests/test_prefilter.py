@@ -23,11 +23,11 @@ def _texts(kb: KnowledgeBase) -> list[str]:
 
 def test_candidates_include_every_matching_pattern(kb: KnowledgeBase) -> None:
     for text in _texts(kb):
-        candidates = {id(pattern) for _owner, pattern in kb.pattern_index.candidates(text)}
-        for entry in kb:
+        candidates = {(owner, id(pattern)) for owner, pattern in kb.pattern_index.candidates(text)}
+        for position, entry in enumerate(kb.entries):
             for pattern in entry.patterns:
                 if pattern.search(text):
-                    assert id(pattern) in candidates, (entry.slug, pattern.pattern, text[:60])
+                    assert (position, id(pattern)) in candidates, (entry.slug, pattern.pattern, text[:60])
 
 
 def test_most_patterns_are_indexed(kb: KnowledgeBase) -> None:
@@ -51,7 +51,13 @@ def test_random_texts_agree(words: list[str], glue: str) -> None:
     patterns = [re.compile(p, re.I) for p in (r"unable\s+to relay\b", r"user (?:unknown|not found)", r"\bTSS04\b", r"over quota")]
     index = PatternIndex(enumerate(patterns))
     text = glue.join(words)
-    candidates = {id(p) for _o, p in index.candidates(text)}
-    for pattern in patterns:
+    candidates = {(owner, id(p)) for owner, p in index.candidates(text)}
+    for owner, pattern in enumerate(patterns):
         if pattern.search(text):
-            assert id(pattern) in candidates
+            assert (owner, id(pattern)) in candidates
+
+
+def test_two_entries_sharing_one_pattern_are_both_candidates() -> None:
+    shared = re.compile(r"over quota", re.I)
+    index = PatternIndex([(0, shared), (1, re.compile(r"over quota", re.I))])
+    assert sorted(owner for owner, _p in index.candidates("452 4.2.2 over quota")) == [0, 1]

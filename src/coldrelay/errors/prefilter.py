@@ -136,11 +136,13 @@ class PatternIndex:
     def candidates(self, text: str) -> list[tuple[int, re.Pattern[str]]]:
         """Patterns that might match ``text``, each listed once."""
         lowered = text.lower()
-        seen: set[int] = set()
+        # Identical pattern strings compile to one shared object, so a pattern is
+        # only "seen" together with the entry that owns it.
+        seen: set[tuple[int, int]] = set()
         picked: list[tuple[int, re.Pattern[str]]] = []
         for word in set(_WORD.findall(lowered)):
             for owned in self._by_word.get(word, ()):
-                key = id(owned[1])
+                key = (owned[0], id(owned[1]))
                 if key not in seen:
                     seen.add(key)
                     picked.append(owned)

@@ -83,21 +83,21 @@ PROVIDERS: tuple[Provider, ...] = (
         "gmx",
         "GMX / WEB.DE",
         ("gmx.net", "gmx.de", "gmx.com", "web.de"),
-        (r"\bgmx\b", r"\bweb\.de\b", r"\bmxgmx\b", r"\bNemesis ESMTP\b"),
+        (r"\bgmx\b", r"\bweb\.de\b", r"\bmxgmx\b"),
     ),
     Provider(
         "ionos",
         "IONOS (1&1)",
         ("ionos.com", "ionos.de", "1and1.com", "kundenserver.de", "perfora.net"),
-        (r"\bionos\b", r"\bkundenserver\.de\b", r"\b1and1\b", r"\b1&1\b"),
+        (r"\bionos\b", r"\bkundenserver\.de\b", r"\bperfora\.net\b", r"\b1and1\b", r"\b1&1\b"),
     ),
     Provider("comcast", "Comcast (Xfinity)", ("comcast.net", "xfinity.com"), (r"\bcomcast\b", r"\b(?:RL|BL)0000\d\d\b")),
-    Provider("cox", "Cox", ("cox.net",), (r"\bcox\.net\b", r"\bCX[A-Z]{3,}\b", r"\bcox\b")),
+    Provider("cox", "Cox", ("cox.net",), (r"\bcox\.net\b", r"\bAUP#[A-Z]{2,}\b", r"\bcox\b")),
     Provider(
         "att",
         "AT&T",
         ("att.net", "sbcglobal.net", "bellsouth.net", "prodigy.net"),
-        (r"\batt\.net\b", r"\bflpd\d+\b", r"\bAT&T\b"),
+        (r"\batt\.net\b", r"\b(?:flp[dh]|alph)\d+\b", r"\bAT&T\b"),
     ),
     Provider("mimecast", "Mimecast", ("mimecast.com", "mimecast-offshore.com"), (r"\bmimecast\b",)),
     Provider(
@@ -139,7 +139,24 @@ def provider_from_host(host: str | None) -> str | None:
     return best[1] if best else None
 
 
+_ALL_MARKERS = re.compile(
+    "|".join(
+        f"(?P<m{index}_{number}>{marker})"
+        for index, provider in enumerate(PROVIDERS)
+        for number, marker in enumerate(provider.text_markers)
+    ),
+    re.IGNORECASE,
+)
+
+
 def provider_from_text(text: str) -> str | None:
-    """Name the provider whose markers appear in a reply's text, if exactly one does."""
-    found = [provider.slug for provider in PROVIDERS if any(m.search(text) for m in provider.compiled_markers)]
-    return found[0] if len(found) == 1 else None
+    """Name the provider whose markers appear in a reply's text, if exactly one does.
+
+    All markers run as one alternation in a single pass over the text; a reply
+    that names two providers (a forwarder quoting another's reply) names none.
+    """
+    found: set[int] = set()
+    for hit in _ALL_MARKERS.finditer(text):
+        if hit.lastgroup:
+            found.add(int(hit.lastgroup[1:].split("_")[0]))
+    return PROVIDERS[found.pop()].slug if len(found) == 1 else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -92,3 +94,12 @@ def test_openapi_describes_explain(client: TestClient) -> None:
     spec = client.get("/api/openapi.json").json()
     assert "/api/v1/explain" in spec["paths"]
     assert client.get("/api/docs").status_code == 200
+
+
+def test_no_internal_link_is_dead(client: TestClient, kb: KnowledgeBase) -> None:
+    """Every link an article makes to our own site must answer; unserved tool pages are never linked."""
+    targets: set[str] = set()
+    for entry in kb:
+        targets.update(re.findall(r'href="(/[^"#]*)', client.get(entry.url).text))
+    dead = sorted(target for target in targets if client.get(target).status_code != 200)
+    assert dead == []

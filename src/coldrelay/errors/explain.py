@@ -15,6 +15,7 @@ from typing import Any
 
 from coldrelay.errors.entry import Entry
 from coldrelay.errors.knowledge_base import KnowledgeBase, default_knowledge_base
+from coldrelay.errors.phrases import VAGUE_REASONS, reason_from_wording
 from coldrelay.errors.providers import provider_from_host, provider_from_text
 from coldrelay.errors.reasons import REASON_INFO, Reason, WhoActs
 from coldrelay.errors.reply import ParsedReply, parse_reply
@@ -120,9 +121,9 @@ def _best_entry(reply: ParsedReply, provider: str | None, kb: KnowledgeBase) -> 
             best = (score, order, entry, "pattern")
     code_candidates: list[tuple[float, Entry]] = []
     if provider is not None:
-        for entry in kb.with_codes(reply.basic_code, reply.enhanced_code):
-            if entry.provider == provider:
-                code_candidates.append((45 + _code_score(entry, reply) + _provider_score(entry, provider), entry))
+        own = [e for e in kb.with_codes(reply.basic_code, reply.enhanced_code) if e.provider == provider and e.enhanced_code]
+        if len(own) == 1:  # several articles share these codes: only wording can choose between them
+            code_candidates.append((45 + _code_score(own[0], reply) + _provider_score(own[0], provider), own[0]))
     generic = kb.generic_for(reply.basic_code, reply.enhanced_code)
     if generic is not None:
         code_candidates.append((20 + _code_score(generic, reply), generic))
@@ -162,6 +163,26 @@ def _meaning(reply: ParsedReply) -> str:
     return "; ".join(parts) if parts else "The text carries no SMTP reply code."
 
 
+def _reason_from_wording(
+    reply: ParsedReply, reason: Reason, entry: Entry | None, kb: KnowledgeBase
+) -> tuple[Reason, Entry | None, bool]:
+    """When no article recognised the wording, let the wording (or a precise code) name the reason.
+
+    An exact generic match on a precise enhanced code (``452 4.3.1``) outranks
+    loose wording ("temporary system error"); otherwise the wording wins, and the
+    article shown becomes the generic one about that reason.
+    """
+    worded = reason_from_wording(reply.text)
+    exact_code = entry is not None and entry.enhanced_code is not None and entry.enhanced_code == reply.enhanced_code
+    if worded is not None and exact_code and worded in VAGUE_REASONS:
+        worded = None
+    if worded is None and entry is not None and entry.enhanced_code is None and reply.enhanced_code:
+        worded = reason_for_codes(reply.basic_code, reply.enhanced_code)
+    if worded is None or worded is reason:
+        return reason, entry, False
+    return worded, kb.generic_for_reason(worded, reply.basic_code, reply.enhanced_code) or entry, True
+
+
 def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: KnowledgeBase | None = None) -> Diagnosis:
     """Explain a reply against a given knowledge base (no caching)."""
     kb = knowledge_base if knowledge_base is not None else default_knowledge_base()
@@ -187,6 +208,11 @@ def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: Knowl
         permanent = reply_class == 5
         hard_bounce = permanent and REASON_INFO[reason].hard_bounce
         who_acts = _who_acts_for(reason, permanent)
+    if entry is None or (matched_by == "codes" and entry.is_generic):
+        reason, entry, changed = _reason_from_wording(reply, reason, entry, kb)
+        if changed:
+            hard_bounce = reply_class == 5 and REASON_INFO[reason].hard_bounce
+            who_acts = _who_acts_for(reason, permanent)
     return Diagnosis(
         text=reply.text,
         basic_code=reply.basic_code,

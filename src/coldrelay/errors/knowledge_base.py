@@ -10,6 +10,7 @@ from pathlib import Path
 from coldrelay.errors.entry import Entry, EntryError, content_problems, load_entry
 from coldrelay.errors.prefilter import PatternIndex
 from coldrelay.errors.providers import PROVIDER_BY_SLUG
+from coldrelay.errors.reasons import Reason
 
 ENTRIES_DIR = Path(__file__).parent / "entries"
 
@@ -70,6 +71,26 @@ class KnowledgeBase:
                 if entry.is_generic and entry.enhanced_code == enhanced_code:
                     return entry
         return None
+
+    def generic_for_reason(self, reason: Reason, basic_code: int | None, enhanced_code: str | None = None) -> Entry | None:
+        """A generic article about this reason, preferring one for the same codes, then the same class."""
+        found = [e for e in self.entries if e.is_generic and e.reason is reason]
+        if not found:
+            return None
+        reply_class = basic_code // 100 if basic_code else int(enhanced_code[0]) if enhanced_code else None
+
+        def closeness(entry: Entry) -> tuple[bool, bool, bool, bool]:
+            entry_class = (
+                entry.basic_code // 100 if entry.basic_code else int(entry.enhanced_code[0]) if entry.enhanced_code else None
+            )
+            return (
+                enhanced_code is not None and entry.enhanced_code == enhanced_code,
+                entry.basic_code is not None and entry.basic_code == basic_code,
+                entry_class == reply_class,
+                entry.enhanced_code is None,  # a code-level article reads better than another code's
+            )
+
+        return max(found, key=closeness)
 
     def for_provider(self, provider: str | None) -> list[Entry]:
         """Entries of one provider (None: the generic and program-default ones)."""

@@ -174,6 +174,13 @@ BASIC_CODES: dict[int, tuple[str, Reason]] = {
 }
 
 
+_FINAL_ONLY: dict[Reason, Reason] = {
+    Reason.REJECTED: Reason.ONHOLD,
+    Reason.NOTACCEPT: Reason.SYSTEMERROR,
+}
+"""Reasons that only make sense for a final refusal, and what a temporary reply with the same code means."""
+
+
 def subject_detail(enhanced_code: str) -> str:
     """``5.7.26`` -> ``7.26``: the part of a code the registry keys on."""
     return enhanced_code.split(".", 1)[1] if "." in enhanced_code else ""
@@ -194,14 +201,30 @@ def describe_enhanced(enhanced_code: str) -> str | None:
     return f"{subject} (detail {parts[2]} is not in the IANA registry)" if subject else None
 
 
+SUBJECT_REASONS: dict[int, Reason] = {
+    1: Reason.USERUNKNOWN,
+    2: Reason.UNDEFINED,
+    3: Reason.SYSTEMERROR,
+    4: Reason.NETWORKERROR,
+    5: Reason.SYNTAXERROR,
+    6: Reason.CONTENTERROR,
+    7: Reason.POLICYVIOLATION,
+}
+"""What an unregistered detail (Exchange's 5.7.901, 5.1.351) most likely means, by its subject."""
+
+
 def reason_for_codes(basic_code: int | None, enhanced_code: str | None) -> Reason:
     """The reason a reply's codes stand for when nothing in its text says more."""
     if enhanced_code:
         row = REGISTRY.get(subject_detail(enhanced_code))
         if row is not None and not (row.reason is Reason.UNDEFINED and basic_code in BASIC_CODES):
-            if enhanced_code.startswith("4.") and row.reason is Reason.REJECTED:
-                return Reason.ONHOLD
+            if enhanced_code.startswith("4.") and row.reason in _FINAL_ONLY:
+                return _FINAL_ONLY[row.reason]
             return row.reason
+        if row is None:
+            subject = enhanced_code.split(".")[1]
+            if subject.isdigit() and int(subject) in SUBJECT_REASONS and SUBJECT_REASONS[int(subject)] is not Reason.UNDEFINED:
+                return SUBJECT_REASONS[int(subject)]
     if basic_code is not None and basic_code in BASIC_CODES:
         return BASIC_CODES[basic_code][1]
     return Reason.UNDEFINED

@@ -15,16 +15,18 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typograp
 
 
 _SITE_PATH_CODE = re.compile(r"<code>(/(?:smtp-errors|diagnose)[^<\s]*)</code>")
+_UNSERVED_LINK = re.compile(r'<a href="/tools/[^"]*">(.*?)</a>', re.DOTALL)
+"""Links to site tools that this release does not serve yet (MX lookup, domain check)."""
 
 
 def markdown(text: str) -> Markup:
     """Render an entry's Markdown; raw HTML in entries is escaped, never passed through.
 
     Articles name our own pages as code (`/smtp-errors/...`); those become links.
-    Paths of tools that are not served yet stay plain code rather than dead links.
+    Links to tools that are not served yet (``/tools/...``) become plain text, never dead links.
     """
-    html = _markdown.render(text)
-    return Markup(_SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', html))
+    html = _SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', _markdown.render(text))
+    return Markup(_UNSERVED_LINK.sub(r'<span class="tool-pending" title="arrives with the DNS tools">\1</span>', html))
 
 
 def provider_name(slug: str | None) -> str:

@@ -48,7 +48,8 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     (
         Reason.BLOCKED,
         r"block ?list|black ?list|blocked using|\bdnsbl\b|\brbl\b|spamhaus|spamcop|uceprotect|barracuda ?(?:central|reputation)"
-        r"|listed (?:in|on|at) |open relay|\bno smtp service\b|not accepting connections|\brtr:bl\b|client host (?:\[[^\]]*\] )?(?:rejected|blocked)"
+        r"|listed (?:in|on|at) |open relay|\bno smtp service\b|not accepting connections|\brtr:bl\b"
+        r"|client host (?:\[[^\]]*\] )?(?:rejected|blocked)"
         r"|\bip\b[^;]{0,40}?\b(?:is )?(?:blocked|banned|blacklisted|not allowed|denied)\b|banned sending ip"
         r"|(?:ip|network|host) (?:address )?(?:has been|is) (?:blocked|banned)|not allowed to send from",
     ),
@@ -76,8 +77,10 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     ),
     (
         Reason.USERUNKNOWN,
-        r"user(?:name)? (?:unknown|not found|does not exist|doesn'?t exist)|unknown (?:user|recipient|local ?part|mailbox|address)"
-        r"|no such (?:user|mailbox|recipient|address|account)|(?:mailbox|recipient|address|account|user) (?:does not|doesn'?t) exist"
+        r"user(?:name)? (?:unknown|not found|does not exist|doesn'?t exist)"
+        r"|unknown (?:user|recipient|local ?part|mailbox|address)"
+        r"|no such (?:user|mailbox|recipient|address|account)"
+        r"|(?:mailbox|recipient|address|account|user) (?:does not|doesn'?t) exist"
         r"|invalid (?:recipient|mailbox|address)|not a valid (?:mailbox|recipient|user)|mailbox (?:not found|unavailable)"
         r"|addressee unknown|bad destination mailbox|recipient not found|no mailbox here|is unavailable: user not found",
     ),
@@ -104,8 +107,10 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     ),
     (
         Reason.SPEEDING,
-        r"rate limit|\bdyn:t1\b|too (?:much|many) (?:mail|messages|e-?mails)|throttl|frequency limited|exceeded (?:the )?permitted limits"
-        r"|receiving mail (?:at a rate|too (?:quickly|fast))|sending (?:rate|limit|quota)|too fast|per hour|daily (?:sending )?(?:quota|limit)",
+        r"rate limit|\bdyn:t1\b|too (?:much|many) (?:mail|messages|e-?mails)|throttl"
+        r"|frequency limited|exceeded (?:the )?permitted limits"
+        r"|receiving mail (?:at a rate|too (?:quickly|fast))"
+        r"|sending (?:rate|limit|quota)|too fast|per hour|daily (?:sending )?(?:quota|limit)",
     ),
     (Reason.SPAMDETECTED, r"\bspam\b|\bube\b|\bjunk\b|unsolicited|message content rejected|content rejected|bulk mail"),
     (

@@ -32,13 +32,15 @@ def test_candidates_include_every_matching_pattern(kb: KnowledgeBase) -> None:
 
 def test_most_patterns_are_indexed(kb: KnowledgeBase) -> None:
     stats = kb.pattern_index.stats
-    assert stats["always"] <= 0.1 * sum(stats.values()), stats
+    assert stats["always"] <= 0.02 * sum(stats.values()), stats
 
 
 def test_needles() -> None:
-    assert needle_for(re.compile(r"unable\s+to relay\b", re.I)) == ("word", frozenset({"relay"}))
-    assert needle_for(re.compile(r"\bTSS04\b", re.I)) == ("word", frozenset({"tss04"}))
-    assert needle_for(re.compile(r"user unknown", re.I)) == ("text", frozenset({"user unknown"}))
+    assert needle_for(re.compile(r"unable\s+to relay\b", re.I)) == frozenset({"to relay"})
+    assert needle_for(re.compile(r"\bTSS04\b", re.I)) == frozenset({"tss04"})
+    assert needle_for(re.compile(r"User Unknown", re.I)) == frozenset({"user unknown"})
+    assert needle_for(re.compile(r"(?:mailbox|account) (?:is )?disabled", re.I)) == frozenset({"disabled"})
+    assert needle_for(re.compile(r"(?:over quota|quota exceeded)", re.I)) == frozenset({"over quota", "quota exceeded"})
     assert needle_for(re.compile(r"[a-z]+\d", re.I)) is None
 
 

@@ -153,13 +153,14 @@ def _who_acts_for(reason: Reason, permanent: bool) -> WhoActs:
     return WhoActs.SENDER
 
 
-def _meaning(reply: ParsedReply) -> str:
+@functools.lru_cache(maxsize=1024)
+def _meaning(basic_code: int | None, enhanced_code: str | None) -> str:
     parts = []
-    if reply.basic_code is not None:
-        basic = BASIC_CODES.get(reply.basic_code)
-        parts.append(f"{reply.basic_code}: {basic[0] if basic else 'non-standard reply code'}")
-    if reply.enhanced_code is not None:
-        parts.append(f"{reply.enhanced_code}: {describe_enhanced(reply.enhanced_code) or 'unknown enhanced code'}")
+    if basic_code is not None:
+        basic = BASIC_CODES.get(basic_code)
+        parts.append(f"{basic_code}: {basic[0] if basic else 'non-standard reply code'}")
+    if enhanced_code is not None:
+        parts.append(f"{enhanced_code}: {describe_enhanced(enhanced_code) or 'unknown enhanced code'}")
     return "; ".join(parts) if parts else "The text carries no SMTP reply code."
 
 
@@ -223,7 +224,7 @@ def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: Knowl
         hard_bounce=hard_bounce,
         who_acts=who_acts,
         confidence=_confidence(matched_by, score, reply),
-        meaning=_meaning(reply),
+        meaning=_meaning(reply.basic_code, reply.enhanced_code),
         entry=entry,
         matched_by=matched_by,
     )

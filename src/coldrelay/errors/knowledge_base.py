@@ -38,6 +38,10 @@ class KnowledgeBase:
         self._generic_by_codes = {
             codes: next(e for e in found if e.is_generic) for codes, found in by_codes.items() if any(e.is_generic for e in found)
         }
+        self._generic_by_enhanced: dict[str, Entry] = {}
+        for entry in self.entries:
+            if entry.is_generic and entry.enhanced_code:
+                self._generic_by_enhanced.setdefault(entry.enhanced_code, entry)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -66,11 +70,7 @@ class KnowledgeBase:
             found = self._generic_by_codes.get(key)
             if found is not None:
                 return found
-        if enhanced_code:
-            for entry in self.entries:
-                if entry.is_generic and entry.enhanced_code == enhanced_code:
-                    return entry
-        return None
+        return self._generic_by_enhanced.get(enhanced_code) if enhanced_code else None
 
     def generic_for_reason(self, reason: Reason, basic_code: int | None, enhanced_code: str | None = None) -> Entry | None:
         """A generic article about this reason, preferring one for the same codes, then the same class."""

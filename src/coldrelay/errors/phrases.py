@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from coldrelay.errors.prefilter import PatternIndex
 from coldrelay.errors.reasons import Reason
 
 _RULES: tuple[tuple[Reason, str], ...] = (
@@ -137,18 +138,54 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     ),
 )
 
-_COMPILED: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
-    (reason, re.compile(rule, re.IGNORECASE)) for reason, rule in _RULES
-)
 
+def _alternatives(rule: str) -> list[str]:
+    """Split a rule at its top-level ``|`` so each alternative can be indexed on its own words."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    index = 0
+    while index < len(rule):
+        char = rule[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(rule[start:index])
+            start = index + 1
+        index += 1
+    parts.append(rule[start:])
+    return parts
+
+
+_PRIORITY: tuple[Reason, ...] = tuple(reason for reason, _rule in _RULES)
+_INDEX = PatternIndex(
+    (priority, re.compile(alternative, re.IGNORECASE))
+    for priority, (_reason, rule) in enumerate(_RULES)
+    for alternative in _alternatives(rule)
+)
 
 VAGUE_REASONS = frozenset({Reason.SYSTEMERROR, Reason.ONHOLD, Reason.POLICYVIOLATION, Reason.SYNTAXERROR, Reason.UNDEFINED})
 """Reasons a wording rule gives from loose words; an exact code says more than they do."""
 
 
 def reason_from_wording(text: str) -> Reason | None:
-    """The reason the text's wording states, or None when it states none we know."""
-    for reason, pattern in _COMPILED:
-        if pattern.search(text):
-            return reason
-    return None
+    """The reason the text's wording states, or None when it states none we know.
+
+    The earliest rule with a matching phrase wins; phrases are prefiltered by the
+    words they need, so a reply runs only a few of them.
+    """
+    best: int | None = None
+    for priority, pattern in _INDEX.candidates(text):
+        if (best is None or priority < best) and pattern.search(text):
+            best = priority
+    return None if best is None else _PRIORITY[best]

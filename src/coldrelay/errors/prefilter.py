@@ -15,87 +15,60 @@ import re._parser as sre_parse  # type: ignore[import-not-found]  # the regex pa
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_WORD = re.compile(r"[^\W_]+")
+import ahocorasick
+
+Needle = frozenset[str]
+"""Lowercase substrings of which any match of a pattern contains at least one."""
 
 
-def _is_space_or_boundary(item: tuple[Any, Any] | None) -> bool:
-    """True when a parsed item guarantees a word edge next to a literal."""
-    if item is None:
-        return False
-    op, arg = item
-    name = str(op)
-    if name == "AT":
-        return str(arg) in {"AT_BOUNDARY", "AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STRING"}
-    if name in {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}:
-        low, _high, inner = arg
-        return bool(low >= 1 and len(inner) == 1 and _is_space_or_boundary(inner[0]))
-    if name == "IN":
-        return all(str(o) == "CATEGORY" and str(a) in {"CATEGORY_SPACE", "CATEGORY_NOT_WORD"} for o, a in arg)
-    return False
-
-
-def _literal_runs(sequence: Sequence[tuple[Any, Any]]) -> list[tuple[str, bool, bool]]:
-    """Top-level runs of literal characters, with whether a word edge bounds each side."""
-    runs: list[tuple[str, bool, bool]] = []
-    index = 0
-    while index < len(sequence):
-        if str(sequence[index][0]) != "LITERAL":
-            index += 1
+def _literal_runs(sequence: Sequence[tuple[Any, Any]]) -> list[str]:
+    """Top-level runs of literal characters: each must occur in any match, as written."""
+    runs: list[str] = []
+    current: list[str] = []
+    for op, arg in sequence:
+        if str(op) == "LITERAL":
+            current.append(chr(arg))
             continue
-        start = index
-        while index < len(sequence) and str(sequence[index][0]) == "LITERAL":
-            index += 1
-        run = "".join(chr(code) for _op, code in sequence[start:index]).lower()
-        left_edge = start > 0 and _is_space_or_boundary(sequence[start - 1])
-        right_edge = index < len(sequence) and _is_space_or_boundary(sequence[index])
-        runs.append((run, left_edge, right_edge))
+        if current:
+            runs.append("".join(current).lower())
+            current = []
+    if current:
+        runs.append("".join(current).lower())
     return runs
 
 
-def _safe_words(runs: list[tuple[str, bool, bool]]) -> list[str]:
-    """Whole words that any match must contain: bounded by a word edge on both sides."""
-    found: list[str] = []
-    for run, left_edge, right_edge in runs:
-        for word in _WORD.finditer(run):
-            bounded_left = word.start() > 0 or left_edge
-            bounded_right = word.end() < len(run) or right_edge
-            if bounded_left and bounded_right and len(word.group()) >= 2:
-                found.append(word.group())
-    return found
-
-
-Needle = tuple[str, frozenset[str]]
-"""("word", words) when one of the whole words must occur; ("text", substrings) for substrings."""
+def _strength(needle: Needle) -> tuple[int, int]:
+    """Longer shortest option first (fewer false candidates), then fewer options."""
+    return (min(len(option) for option in needle), -len(needle))
 
 
 def _needle(parsed: Sequence[tuple[Any, Any]]) -> Needle | None:
-    """What any match must contain, or None when nothing certain can be said.
+    """What any match of the parsed pattern must contain, or None when nothing is certain.
 
-    A top-level alternation needs a needle from every branch; otherwise the
-    longest safe word of the sequence (or failing that its longest literal run)
-    stands for the whole pattern.
+    A top-level alternation needs a needle from every branch. A sequence offers
+    its literal runs and its required groups; the most selective one stands for
+    the whole pattern.
     """
     items = list(parsed)
     if len(items) == 1 and str(items[0][0]) == "BRANCH":
-        branch_needles = [_needle(branch) for branch in items[0][1][1]]
-        if any(n is None for n in branch_needles):
-            return None
-        kinds = {n[0] for n in branch_needles if n is not None}
-        values = frozenset().union(*(n[1] for n in branch_needles if n is not None))
-        if kinds == {"word"}:
-            return ("word", values)
-        # Mixed kinds: a word is also a substring, so test everything as text.
-        return ("text", values)
-    if len(items) == 1 and str(items[0][0]) == "SUBPATTERN":
-        return _needle(items[0][1][-1])
-    runs = _literal_runs(items)
-    candidates = _safe_words(runs)
-    if candidates:
-        return ("word", frozenset({max(candidates, key=len)}))
-    longest = max((run for run, _l, _r in runs), key=len, default="")
-    if len(longest.strip()) >= 3:
-        return ("text", frozenset({longest}))
-    return None
+        options: set[str] = set()
+        for branch in items[0][1][1]:
+            found = _needle(branch)
+            if found is None:
+                return None
+            options |= found
+        return frozenset(options)
+    choices: list[Needle] = [frozenset({run}) for run in _literal_runs(items) if run.strip()]
+    for op, arg in items:
+        if str(op) == "SUBPATTERN":
+            inner = _needle(arg[-1])
+        elif str(op) == "BRANCH":
+            inner = _needle([(op, arg)])
+        else:
+            continue
+        if inner:
+            choices.append(inner)
+    return max(choices, key=_strength) if choices else None
 
 
 def needle_for(pattern: re.Pattern[str]) -> Needle | None:
@@ -104,52 +77,56 @@ def needle_for(pattern: re.Pattern[str]) -> Needle | None:
         parsed = sre_parse.parse(pattern.pattern, pattern.flags)
     except Exception:
         return None
-    return _needle(list(parsed))
+    found = _needle(list(parsed))
+    return found if found and _strength(found)[0] >= 2 else None
 
 
 class PatternIndex:
-    """Maps reply text to the (owner, pattern) pairs worth running."""
+    """Maps reply text to the (owner, pattern) pairs worth running.
+
+    Every needle goes into one Aho-Corasick automaton, so finding all the needles
+    a reply contains is a single pass in C however many patterns there are. A
+    needle found where the pattern does not match only adds a candidate; the
+    regex itself still decides, so the index can never hide a match.
+    """
 
     def __init__(self, owned_patterns: Iterable[tuple[int, re.Pattern[str]]]) -> None:
-        self._by_word: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
-        self._by_text: list[tuple[frozenset[str], int, re.Pattern[str]]] = []
+        self._by_needle: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
         self._always: list[tuple[int, re.Pattern[str]]] = []
+        self._counts = {"indexed": 0, "always": 0}
         for owner, pattern in owned_patterns:
             needle = needle_for(pattern)
             if needle is None:
                 self._always.append((owner, pattern))
-            elif needle[0] == "word":
-                for word in needle[1]:
-                    self._by_word.setdefault(word, []).append((owner, pattern))
-            else:
-                self._by_text.append((needle[1], owner, pattern))
+                self._counts["always"] += 1
+                continue
+            self._counts["indexed"] += 1
+            for text in needle:
+                self._by_needle.setdefault(text, []).append((owner, pattern))
+        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+        for text in self._by_needle:
+            self._automaton.add_word(text, text)
+        if self._by_needle:
+            self._automaton.make_automaton()
 
     @property
     def stats(self) -> dict[str, int]:
-        """How patterns are filtered: by word (cheapest), by substring, or always run."""
-        return {
-            "by_word": sum(len(v) for v in self._by_word.values()),
-            "by_substring": len(self._by_text),
-            "always": len(self._always),
-        }
+        """How many patterns are keyed on a substring, and how many run for every text."""
+        return dict(self._counts)
 
     def candidates(self, text: str) -> list[tuple[int, re.Pattern[str]]]:
-        """Patterns that might match ``text``, each listed once."""
-        lowered = text.lower()
-        # Identical pattern strings compile to one shared object, so a pattern is
-        # only "seen" together with the entry that owns it.
-        seen: set[tuple[int, int]] = set()
+        """Patterns that might match ``text``, each (owner, pattern) pair listed once."""
         picked: list[tuple[int, re.Pattern[str]]] = []
-        for word in set(_WORD.findall(lowered)):
-            for owned in self._by_word.get(word, ()):
-                key = (owned[0], id(owned[1]))
-                if key not in seen:
-                    seen.add(key)
-                    picked.append(owned)
-        for substrings, owner, pattern in self._by_text:
-            for substring in substrings:
-                if substring in lowered:
-                    picked.append((owner, pattern))
-                    break
+        if self._by_needle:
+            found = {needle for _end, needle in self._automaton.iter(text.lower())}
+            seen: set[tuple[int, int]] = set()
+            for needle in found:
+                for owned in self._by_needle[needle]:
+                    # Identical pattern strings compile to one shared object, so a
+                    # pattern is only "seen" together with the entry that owns it.
+                    key = (owned[0], id(owned[1]))
+                    if key not in seen:
+                        seen.add(key)
+                        picked.append(owned)
         picked.extend(self._always)
         return picked

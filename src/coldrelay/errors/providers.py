@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from coldrelay.errors.prefilter import PatternIndex
+
 
 @dataclass(frozen=True, slots=True)
 class Provider:
@@ -126,37 +128,35 @@ PROVIDERS: tuple[Provider, ...] = (
 PROVIDER_BY_SLUG: dict[str, Provider] = {provider.slug: provider for provider in PROVIDERS}
 
 
+_PROVIDER_BY_HOST_SUFFIX: dict[str, str] = {suffix: provider.slug for provider in PROVIDERS for suffix in provider.host_suffixes}
+
+
 def provider_from_host(host: str | None) -> str | None:
-    """Name the provider that owns ``host`` (an MX or reporting host), if any."""
+    """Name the provider that owns ``host`` (an MX or reporting host), if any.
+
+    The longest matching suffix wins, so ``outlook.office365.com`` beats a
+    shorter suffix another provider might claim.
+    """
     if not host:
         return None
-    host = host.strip().rstrip(".").lower()
-    best: tuple[int, str] | None = None
-    for provider in PROVIDERS:
-        for suffix in provider.host_suffixes:
-            if (host == suffix or host.endswith("." + suffix)) and (best is None or len(suffix) > best[0]):
-                best = (len(suffix), provider.slug)
-    return best[1] if best else None
+    labels = host.strip().rstrip(".").lower().split(".")
+    for start in range(len(labels)):
+        found = _PROVIDER_BY_HOST_SUFFIX.get(".".join(labels[start:]))
+        if found is not None:
+            return found
+    return None
 
 
-_ALL_MARKERS = re.compile(
-    "|".join(
-        f"(?P<m{index}_{number}>{marker})"
-        for index, provider in enumerate(PROVIDERS)
-        for number, marker in enumerate(provider.text_markers)
-    ),
-    re.IGNORECASE,
+_MARKER_INDEX = PatternIndex(
+    (index, pattern) for index, provider in enumerate(PROVIDERS) for pattern in provider.compiled_markers
 )
 
 
 def provider_from_text(text: str) -> str | None:
     """Name the provider whose markers appear in a reply's text, if exactly one does.
 
-    All markers run as one alternation in a single pass over the text; a reply
-    that names two providers (a forwarder quoting another's reply) names none.
+    A reply that names two providers (a forwarder quoting another's reply)
+    names none. Markers are prefiltered by the words they need, like patterns.
     """
-    found: set[int] = set()
-    for hit in _ALL_MARKERS.finditer(text):
-        if hit.lastgroup:
-            found.add(int(hit.lastgroup[1:].split("_")[0]))
+    found = {owner for owner, pattern in _MARKER_INDEX.candidates(text) if pattern.search(text)}
     return PROVIDERS[found.pop()].slug if len(found) == 1 else None

@@ -107,32 +107,38 @@ def _provider_score(entry: Entry, provider: str | None) -> float:
 
 
 def _best_entry(reply: ParsedReply, provider: str | None, kb: KnowledgeBase) -> tuple[Entry | None, str, float]:
-    """The best-scoring entry, how it was found, and its score."""
-    best: tuple[float, int, Entry, str] | None = None
-    order = 0
+    """The best-scoring entry, how it was found, and its score.
+
+    Equal scores go to the more specific article (a provider's or a program's
+    over a generic one), then to the first slug, so the answer never depends on
+    the order candidates were found in.
+    """
+    best: tuple[float, bool, int] | None = None
+    chosen: tuple[Entry, str] | None = None
+
+    def consider(score: float, position: int, how: str) -> None:
+        nonlocal best, chosen
+        entry = kb.entries[position]
+        rank = (score, not entry.is_generic, -position)
+        if best is None or rank > best:
+            best, chosen = rank, (entry, how)
+
     for position, pattern in kb.pattern_index.candidates(reply.text):
         found = pattern.search(reply.text)
-        if found is None:
-            continue
-        entry = kb.entries[position]
-        score = 100 + min(len(found.group()), 60) / 2 + _code_score(entry, reply) + _provider_score(entry, provider)
-        order += 1
-        if best is None or score > best[0]:
-            best = (score, order, entry, "pattern")
-    code_candidates: list[tuple[float, Entry]] = []
+        if found is not None:
+            entry = kb.entries[position]
+            score = 100 + min(len(found.group()), 60) / 2 + _code_score(entry, reply) + _provider_score(entry, provider)
+            consider(score, position, "pattern")
     if provider is not None:
         own = [e for e in kb.with_codes(reply.basic_code, reply.enhanced_code) if e.provider == provider and e.enhanced_code]
         if len(own) == 1:  # several articles share these codes: only wording can choose between them
-            code_candidates.append((45 + _code_score(own[0], reply) + _provider_score(own[0], provider), own[0]))
+            consider(45 + _code_score(own[0], reply) + _provider_score(own[0], provider), kb.position[own[0].slug], "codes")
     generic = kb.generic_for(reply.basic_code, reply.enhanced_code)
     if generic is not None:
-        code_candidates.append((20 + _code_score(generic, reply), generic))
-    for score, entry in code_candidates:
-        if best is None or score > best[0]:
-            best = (score, 0, entry, "codes")
-    if best is None:
+        consider(20 + _code_score(generic, reply), kb.position[generic.slug], "codes")
+    if best is None or chosen is None:
         return None, "none", 0.0
-    return best[2], best[3], best[0]
+    return chosen[0], chosen[1], best[0]
 
 
 def _confidence(matched_by: str, score: float, reply: ParsedReply) -> float:

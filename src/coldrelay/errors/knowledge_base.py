@@ -21,6 +21,7 @@ class KnowledgeBase:
     def __init__(self, entries: list[Entry]) -> None:
         self.entries: tuple[Entry, ...] = tuple(sorted(entries, key=lambda e: e.slug))
         self.by_slug: dict[str, Entry] = {}
+        self.position: dict[str, int] = {entry.slug: index for index, entry in enumerate(self.entries)}
         duplicates: list[str] = []
         for entry in self.entries:
             if entry.slug in self.by_slug:

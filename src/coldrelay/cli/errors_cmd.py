@@ -12,7 +12,16 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from coldrelay.errors import REASON_INFO, WHO_ACTS_MEANING, Diagnosis, Entry, KnowledgeBase, default_knowledge_base, explain
+from coldrelay.errors import (
+    PROVIDER_BY_SLUG,
+    REASON_INFO,
+    WHO_ACTS_MEANING,
+    Diagnosis,
+    Entry,
+    KnowledgeBase,
+    default_knowledge_base,
+    explain,
+)
 from coldrelay.errors.entry import SECTION_TITLES, EntryError
 
 console = Console()
@@ -34,7 +43,8 @@ def _print_diagnosis(diagnosis: Diagnosis) -> None:
     table.add_column()
     table.add_row("Reply", diagnosis.text)
     table.add_row("Codes", diagnosis.meaning)
-    table.add_row("Provider", diagnosis.provider or "unknown")
+    provider = PROVIDER_BY_SLUG.get(diagnosis.provider or "")
+    table.add_row("Provider", f"{provider.name} ({provider.slug})" if provider else diagnosis.provider or "not recognised")
     table.add_row("Reason", f"{diagnosis.reason.value}: {REASON_INFO[diagnosis.reason].meaning}")
     table.add_row("Who must act", f"{diagnosis.who_acts.value}: {WHO_ACTS_MEANING[diagnosis.who_acts]}")
     table.add_row("Permanent", "yes, retrying will not help" if diagnosis.permanent else "no, a later retry may succeed")
@@ -48,7 +58,7 @@ def _print_diagnosis(diagnosis: Diagnosis) -> None:
     for number, step in enumerate(entry.fix_steps, 1):
         console.print(f"[bold cyan]{number}. {step.title}.[/bold cyan]")
         console.print(Markdown(step.instructions))
-    console.print(f"\nFull article: {entry.url}  (or: coldrelay errors show {entry.slug})")
+    console.print(f"\nFull article: coldrelay errors show {entry.slug}  (web: {entry.url})")
 
 
 def explain_command(

@@ -51,3 +51,19 @@ def test_reply_class() -> None:
     assert parse_reply("451 4.7.1 Greylisted").reply_class == 4
     assert parse_reply("Status 5.1.1").reply_class == 5
     assert parse_reply("no code").reply_class is None
+
+
+def test_unfolded_multiline_reply_loses_its_inner_markers() -> None:
+    # DSNs often unfold "550-5.7.26 ...\n550 5.7.26 ..." onto one line.
+    parsed = parse_reply("smtp; 550-5.7.26 This mail is blocked 550-5.7.26 because the sender 550 5.7.26 is unauthenticated")
+    assert parsed.text == "550 5.7.26 This mail is blocked because the sender is unauthenticated"
+
+
+def test_embedded_reply_keeps_its_own_code() -> None:
+    parsed = parse_reply("host mx.example.org[192.0.2.1] said: 452 4.3.1 Insufficient system storage")
+    assert "said: 452 4.3.1 Insufficient system storage" in parsed.text
+    assert (parsed.basic_code, parsed.enhanced_code) == (452, "4.3.1")
+
+
+def test_numbers_in_text_are_not_markers() -> None:
+    assert parse_reply("552 5.3.4 message of 550 kB refused").text == "552 5.3.4 message of 550 kB refused"

@@ -37,6 +37,26 @@ class ParsedReply:
         return None
 
 
+def _strip_inline_continuations(body: str, basic: int, enhanced: str | None, *, keep_first: bool) -> str:
+    """Drop ``550-5.7.26`` markers left inside text when a multi-line reply was unfolded onto one line.
+
+    DSNs often carry ``smtp; 550-5.7.26 first part 550-5.7.26 second part``: the
+    repeated codes split phrases that patterns and readers expect in one piece.
+    """
+    codes = re.escape(str(basic))
+    if enhanced:
+        detail = re.escape(enhanced)
+        marker = re.compile(rf"(?<=\s){codes}-(?:#?{detail}\s+)?|(?<=\s){codes} #?{detail}(?:\s+|$)")
+    else:
+        marker = re.compile(rf"(?<=\s){codes}-")
+    hits = list(marker.finditer(body))
+    if keep_first:  # the code was found inside the text: its first occurrence is the reply itself
+        hits = hits[1:]
+    for hit in reversed(hits):
+        body = body[: hit.start()] + body[hit.end() :]
+    return _SPACES.sub(" ", body).strip()
+
+
 def parse_reply(raw: str) -> ParsedReply:
     """Find the reply code, the enhanced status code and the text of a reply."""
     lines = [_DSN_PREFIX.sub("", line, count=1) for line in raw.replace("\r", "\n").split("\n")]
@@ -55,6 +75,7 @@ def parse_reply(raw: str) -> ParsedReply:
         else:
             parts.append(line)
     body = _SPACES.sub(" ", " ".join(parts)).strip()
+    code_at_line_start = basic is not None
     if basic is None:
         embedded = _EMBEDDED_CODE.search(body)
         if embedded:
@@ -66,6 +87,8 @@ def parse_reply(raw: str) -> ParsedReply:
     if enhanced is not None and basic is not None and enhanced[0] != str(basic)[0] and basic // 100 in (4, 5):
         # A 4xx reply carrying a 5.x.x code (or the reverse) is a server bug; the basic code decides.
         enhanced = f"{basic // 100}{enhanced[1:]}"
+    if basic is not None:
+        body = _strip_inline_continuations(body, basic, enhanced, keep_first=not code_at_line_start)
     head = " ".join(str(code) for code in (basic, enhanced) if code is not None)
     text = f"{head} {body}".strip() if head and not body.startswith(head) else body
     return ParsedReply(basic, enhanced, text)

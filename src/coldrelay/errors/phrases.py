@@ -83,12 +83,13 @@ _RULES: tuple[tuple[Reason, str], ...] = (
         r"|no such (?:user|mailbox|recipient|address|account)"
         r"|(?:mailbox|recipient|address|account|user) (?:does not|doesn'?t) exist"
         r"|invalid (?:recipient|mailbox|address)|not a valid (?:mailbox|recipient|user)|mailbox (?:not found|unavailable)"
-        r"|addressee unknown|bad destination mailbox|recipient not found|no mailbox here|is unavailable: user not found",
+        r"|addressee unknown|bad destination mailbox|recipient not found|no mailbox here|is unavailable: user not found"
+        r"|(?:user|recipient|mailbox|account) (?:does )?not exists?\b",
     ),
     (
         Reason.SUSPEND,
         r"(?:mailbox|account|user|address) (?:is |has been )?(?:disabled|suspended|inactive|deactivated|frozen|locked)"
-        r"|account (?:has )?expired|no longer (?:active|in use|valid)",
+        r"|account (?:has )?expired|no longer (?:active|in use|valid)|recipient account is (?:blocked|locked)",
     ),
     (Reason.HASMOVED, r"has moved|no longer on (?:this )?server|user has moved|address has changed"),
     (
@@ -122,7 +123,8 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     (
         Reason.SYSTEMERROR,
         r"internal (?:server |system )?error|system (?:error|incorrectly configured)|local error|loops? back to myself"
-        r"|mail loop|routing loop|hop count|configuration error|temporary (?:server|system) (?:error|failure|problem)",
+        r"|mail loop|routing loop|hop count|configuration error|temporary (?:server|system) (?:error|failure|problem)"
+        r"|service (?:is )?(?:currently|temporarily) unavailable",
     ),
     (Reason.ONHOLD, r"gr[ea]ylist"),
     (

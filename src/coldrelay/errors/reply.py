@@ -8,6 +8,7 @@ turns any of them into one normalised line plus its codes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,18 +38,25 @@ class ParsedReply:
         return None
 
 
+@functools.lru_cache(maxsize=512)
+def _continuation_marker(basic: int, enhanced: str | None) -> re.Pattern[str]:
+    codes = re.escape(str(basic))
+    if enhanced:
+        detail = re.escape(enhanced)
+        return re.compile(rf"(?<=\s){codes}-(?:#?{detail}\s+)?|(?<=\s){codes} #?{detail}(?:\s+|$)")
+    return re.compile(rf"(?<=\s){codes}-")
+
+
 def _strip_inline_continuations(body: str, basic: int, enhanced: str | None, *, keep_first: bool) -> str:
     """Drop ``550-5.7.26`` markers left inside text when a multi-line reply was unfolded onto one line.
 
     DSNs often carry ``smtp; 550-5.7.26 first part 550-5.7.26 second part``: the
     repeated codes split phrases that patterns and readers expect in one piece.
     """
-    codes = re.escape(str(basic))
-    if enhanced:
-        detail = re.escape(enhanced)
-        marker = re.compile(rf"(?<=\s){codes}-(?:#?{detail}\s+)?|(?<=\s){codes} #?{detail}(?:\s+|$)")
-    else:
-        marker = re.compile(rf"(?<=\s){codes}-")
+    code = str(basic)
+    if f"{code}-" not in body and (enhanced is None or f"{code} " not in body):
+        return body
+    marker = _continuation_marker(basic, enhanced)
     hits = list(marker.finditer(body))
     if keep_first:  # the code was found inside the text: its first occurrence is the reply itself
         hits = hits[1:]
@@ -59,7 +67,7 @@ def _strip_inline_continuations(body: str, basic: int, enhanced: str | None, *, 
 
 def parse_reply(raw: str) -> ParsedReply:
     """Find the reply code, the enhanced status code and the text of a reply."""
-    lines = [_DSN_PREFIX.sub("", line, count=1) for line in raw.replace("\r", "\n").split("\n")]
+    lines = [_DSN_PREFIX.sub("", line, count=1) if ";" in line else line for line in raw.replace("\r", "\n").split("\n")]
     lines = [line for line in lines if line.strip()]
     basic: int | None = None
     enhanced: str | None = None

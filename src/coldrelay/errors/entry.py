@@ -108,6 +108,15 @@ class Entry:
         return self.provider is None and self.origin is None
 
     @property
+    def short_title(self) -> str:
+        """The title without the leading codes, for lists that show the codes beside it."""
+        title = self.title
+        for code in (str(self.basic_code or ""), self.enhanced_code or ""):
+            if code and title.startswith(code):
+                title = title[len(code) :].lstrip(" -:")
+        return title or self.title
+
+    @property
     def codes_label(self) -> str:
         """``550 5.7.1`` style label for lists."""
         return " ".join(part for part in (str(self.basic_code or ""), self.enhanced_code or "") if part)

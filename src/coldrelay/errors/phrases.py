@@ -14,6 +14,7 @@ import re
 
 from coldrelay.errors.prefilter import PatternIndex
 from coldrelay.errors.reasons import Reason
+from coldrelay.errors.wording import extra_rules
 
 _RULES: tuple[tuple[Reason, str], ...] = (
     (Reason.VIRUSDETECTED, r"\bvirus\b|\bmalware\b|\binfected\b|\beicar\b|\btrojan\b"),
@@ -169,10 +170,21 @@ def _alternatives(rule: str) -> list[str]:
     return parts
 
 
-_PRIORITY: tuple[Reason, ...] = tuple(reason for reason, _rule in _RULES)
+def _ranked_rules() -> list[tuple[int, Reason, str]]:
+    """(priority, reason, rule): the table above, plus the wording modules' rules at their reason's rank."""
+    ranked = [(priority, reason, rule) for priority, (reason, rule) in enumerate(_RULES)]
+    first_rank: dict[Reason, int] = {}
+    for priority, reason, _rule in ranked:
+        first_rank.setdefault(reason, priority)
+    for reason, rule in extra_rules():
+        ranked.append((first_rank.get(reason, len(_RULES)), reason, rule))
+    return ranked
+
+
+_RANKED = _ranked_rules()
 _INDEX = PatternIndex(
-    (priority, re.compile(alternative, re.IGNORECASE))
-    for priority, (_reason, rule) in enumerate(_RULES)
+    (number, re.compile(alternative, re.IGNORECASE))
+    for number, (_priority, _reason, rule) in enumerate(_RANKED)
     for alternative in _alternatives(rule)
 )
 
@@ -186,8 +198,9 @@ def reason_from_wording(text: str) -> Reason | None:
     The earliest rule with a matching phrase wins; phrases are prefiltered by the
     words they need, so a reply runs only a few of them.
     """
-    best: int | None = None
-    for priority, pattern in _INDEX.candidates(text):
-        if (best is None or priority < best) and pattern.search(text):
-            best = priority
-    return None if best is None else _PRIORITY[best]
+    best: tuple[int, int] | None = None
+    for number, pattern in _INDEX.candidates(text):
+        rank = (_RANKED[number][0], number)
+        if (best is None or rank < best) and pattern.search(text):
+            best = rank
+    return None if best is None else _RANKED[best[1]][1]

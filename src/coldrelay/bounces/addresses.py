@@ -1,0 +1,31 @@
+"""Email addresses as bounces write them: in angle brackets, with rfc822; prefixes, quoted."""
+
+from __future__ import annotations
+
+import re
+
+ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+_BRACKETED = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
+
+
+def clean_address(value: str) -> str:
+    """The bare address inside a header or DSN field value ('' when there is none)."""
+    if not value:
+        return ""
+    value = value.strip()
+    value = re.sub(r"^\s*(?:rfc822|utf-8|x-[\w-]+)\s*;\s*", "", value, flags=re.IGNORECASE)
+    found = _BRACKETED.search(value)
+    if found:
+        value = found.group(1)
+    found = ADDRESS.search(value.strip("<>\"' "))
+    return found.group(0).strip(".").lower() if found else ""
+
+
+def addresses_in(text: str) -> list[str]:
+    """Every distinct address in a text, in order of first appearance."""
+    seen: list[str] = []
+    for found in ADDRESS.finditer(text):
+        address = found.group(0).strip(".").lower()
+        if address not in seen:
+            seen.append(address)
+    return seen

@@ -1,0 +1,105 @@
+"""Turn what a format module found into a ``BounceRecord``, through ``coldrelay.errors``.
+
+The reason always comes from the same diagnoser the web page and the delivery
+engine use, so a bounce and a pasted reply can never disagree. The one addition
+here is context a reply line lacks: at which SMTP step the refusal came, what
+the DSN's status says, and whether the whole report is a feedback report.
+"""
+
+from __future__ import annotations
+
+import re
+
+from coldrelay.bounces.addresses import clean_address
+from coldrelay.bounces.message import Bounce, header_in
+from coldrelay.bounces.record import BounceRecord, Finding
+from coldrelay.errors import Reason, explain, parse_reply, reason_for_codes
+from coldrelay.errors.providers import provider_from_host
+
+HARD_REASONS = frozenset({Reason.USERUNKNOWN, Reason.HOSTUNKNOWN, Reason.HASMOVED})
+"""Reasons that condemn the address itself; ``notaccept`` joins them when the refusal is final."""
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_REPLY_CODE = re.compile(r"(?<![\d.])([245]\d\d)(?![\d.])")
+_COMMANDS = re.compile(r"\b(EHLO|HELO|MAIL FROM|RCPT TO|DATA|end of DATA|STARTTLS|AUTH|CONNECT)\b", re.IGNORECASE)
+
+
+def is_hard_bounce(reason: Reason, permanent: bool) -> bool:
+    """True when the address itself is bad: remove it from every list."""
+    return permanent and (reason in HARD_REASONS or reason is Reason.NOTACCEPT)
+
+
+def _status_of(finding: Finding, diagnostic: str) -> str:
+    for source in (finding.status, diagnostic):
+        found = _STATUS.search(source or "")
+        if found:
+            return ".".join(found.groups())
+    return ""
+
+
+def _command_of(finding: Finding, diagnostic: str) -> str:
+    if finding.smtp_command:
+        return finding.smtp_command.upper().replace("END OF DATA", "DATA")
+    found = _COMMANDS.search(diagnostic)
+    if not found:
+        return ""
+    command = found.group(1).upper()
+    return {"END OF DATA": "DATA", "MAIL FROM": "MAIL", "RCPT TO": "RCPT"}.get(command, command)
+
+
+def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
+    """Decide the reason, permanence and hard/soft of one finding, and fill the record."""
+    diagnostic = " ".join(finding.diagnostic.split())
+    status = _status_of(finding, diagnostic)
+    replycode = finding.replycode or ""
+    parsed = parse_reply(diagnostic) if diagnostic else None
+    if not replycode and parsed is not None and parsed.basic_code:
+        replycode = str(parsed.basic_code)
+    command = _command_of(finding, diagnostic)
+    text = diagnostic
+    if parsed is not None and parsed.basic_code is None and parsed.enhanced_code is None:
+        text = " ".join(part for part in (replycode, status, diagnostic) if part)
+    remote = finding.remote_mta or None
+    diagnosis = explain(text, remote_host=remote) if text else None
+    if finding.reason is not None:
+        reason = finding.reason
+    elif diagnosis is not None and diagnosis.matched_by != "none":
+        reason = diagnosis.reason
+    elif status:
+        reason = reason_for_codes(int(replycode) if replycode.isdigit() else None, status)
+    elif diagnosis is not None:
+        reason = diagnosis.reason
+    else:
+        reason = Reason.UNDEFINED
+    if reason is Reason.USERUNKNOWN and command == "DATA":
+        reason = Reason.FILTERED  # refused after the message was read: a filter, not a missing mailbox
+    status_class = status[:1] or replycode[:1]
+    if status_class in ("4", "5"):
+        permanent = status_class == "5"
+    elif finding.action.lower() in ("delayed", "delivered", "relayed", "expanded"):
+        permanent = False
+    else:
+        permanent = diagnosis.permanent if diagnosis is not None else finding.action.lower() == "failed"
+    addresser = clean_address(header_in(bounce.original, "From")) or clean_address(bounce.header("X-Original-Sender"))
+    provider = (diagnosis.provider if diagnosis is not None else None) or provider_from_host(remote)
+    return BounceRecord(
+        recipient=clean_address(finding.recipient),
+        addresser=addresser,
+        action=finding.action.lower(),
+        status=status,
+        replycode=replycode,
+        diagnostic=diagnostic,
+        remote_mta=finding.remote_mta,
+        reporting_mta=finding.reporting_mta,
+        smtp_command=command,
+        mta=mta,
+        provider=provider,
+        reason=reason,
+        permanent=permanent,
+        hard_bounce=is_hard_bounce(reason, permanent),
+        feedback_type=finding.feedback_type,
+        timestamp=finding.timestamp or bounce.header("Date"),
+        message_id=header_in(bounce.original, "Message-ID").strip("<> "),
+        subject=header_in(bounce.original, "Subject"),
+        article=diagnosis.entry.slug if diagnosis is not None and diagnosis.entry is not None else None,
+    )

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from coldrelay.errors import PROVIDER_BY_SLUG, KnowledgeBase, Reason, diagnose, load_knowledge_base
+from coldrelay.errors import PROVIDER_BY_SLUG, KnowledgeBase, Reason, diagnose, is_hard_bounce, load_knowledge_base
 from coldrelay.errors.entry import SECTION_TITLES, EntryError, parse_entry
 from coldrelay.errors.knowledge_base import ENTRIES_DIR
 
@@ -141,3 +141,8 @@ def test_broken_entries_are_refused_with_reasons(tmp_path) -> None:  # type: ign
 def test_entry_without_front_matter_is_refused() -> None:
     with pytest.raises(EntryError, match="no YAML front matter"):
         parse_entry("## Summary\nNo front matter here.\n")
+
+
+def test_hard_bounce_flags_follow_the_one_rule(kb: KnowledgeBase) -> None:
+    """Articles, explain() and the bounce parser call the same addresses hard."""
+    assert [e.slug for e in kb if e.hard_bounce != is_hard_bounce(e.reason, e.permanent)] == []

@@ -5,8 +5,7 @@ or tree. One small module per layout lives in ``formats/``; the reason is
 always decided by ``coldrelay.errors``.
 """
 
-from coldrelay.bounces.classify import is_hard_bounce
 from coldrelay.bounces.core import iter_messages, parse, parse_path
 from coldrelay.bounces.record import BounceRecord, Finding
 
-__all__ = ["BounceRecord", "Finding", "is_hard_bounce", "iter_messages", "parse", "parse_path"]
+__all__ = ["BounceRecord", "Finding", "iter_messages", "parse", "parse_path"]

@@ -13,20 +13,12 @@ import re
 from coldrelay.bounces.addresses import clean_address
 from coldrelay.bounces.message import Bounce, header_in
 from coldrelay.bounces.record import BounceRecord, Finding
-from coldrelay.errors import Reason, explain, parse_reply, reason_for_codes
+from coldrelay.errors import Reason, explain, is_hard_bounce, parse_reply, reason_for_codes
 from coldrelay.errors.providers import provider_from_host
-
-HARD_REASONS = frozenset({Reason.USERUNKNOWN, Reason.HOSTUNKNOWN, Reason.HASMOVED})
-"""Reasons that condemn the address itself; ``notaccept`` joins them when the refusal is final."""
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _REPLY_CODE = re.compile(r"(?<![\d.])([245]\d\d)(?![\d.])")
 _COMMANDS = re.compile(r"\b(EHLO|HELO|MAIL FROM|RCPT TO|DATA|end of DATA|STARTTLS|AUTH|CONNECT)\b", re.IGNORECASE)
-
-
-def is_hard_bounce(reason: Reason, permanent: bool) -> bool:
-    """True when the address itself is bad: remove it from every list."""
-    return permanent and (reason in HARD_REASONS or reason is Reason.NOTACCEPT)
 
 
 def _status_of(finding: Finding, diagnostic: str) -> str:

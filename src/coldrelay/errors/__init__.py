@@ -8,11 +8,12 @@ from coldrelay.errors.entry import Entry, EntryError, FixStep, Question, Referen
 from coldrelay.errors.explain import Diagnosis, diagnose, explain
 from coldrelay.errors.knowledge_base import KnowledgeBase, default_knowledge_base, load_knowledge_base
 from coldrelay.errors.providers import PROVIDER_BY_SLUG, PROVIDERS, Provider, provider_from_host
-from coldrelay.errors.reasons import REASON_INFO, WHO_ACTS_MEANING, Reason, WhoActs
+from coldrelay.errors.reasons import HARD_REASONS, REASON_INFO, WHO_ACTS_MEANING, Reason, WhoActs, is_hard_bounce
 from coldrelay.errors.reply import ParsedReply, parse_reply
 from coldrelay.errors.status_codes import describe_enhanced, reason_for_codes
 
 __all__ = [
+    "HARD_REASONS",
     "PROVIDERS",
     "PROVIDER_BY_SLUG",
     "REASON_INFO",
@@ -32,6 +33,7 @@ __all__ = [
     "describe_enhanced",
     "diagnose",
     "explain",
+    "is_hard_bounce",
     "load_knowledge_base",
     "parse_reply",
     "provider_from_host",

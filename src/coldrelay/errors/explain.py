@@ -17,7 +17,7 @@ from coldrelay.errors.entry import Entry
 from coldrelay.errors.knowledge_base import KnowledgeBase, default_knowledge_base
 from coldrelay.errors.phrases import VAGUE_REASONS, reason_from_wording
 from coldrelay.errors.providers import provider_from_host, provider_from_text
-from coldrelay.errors.reasons import REASON_INFO, Reason, WhoActs
+from coldrelay.errors.reasons import REASON_INFO, Reason, WhoActs, is_hard_bounce
 from coldrelay.errors.reply import ParsedReply, parse_reply
 from coldrelay.errors.status_codes import BASIC_CODES, describe_enhanced, reason_for_codes
 
@@ -205,7 +205,7 @@ def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: Knowl
             permanent = False
         elif reply_class == 5 and entry_class == 4:
             permanent = True
-        hard_bounce = entry.hard_bounce and reply_class != 4
+        hard_bounce = is_hard_bounce(reason, permanent)
         who_acts = entry.who_acts
         if reply_class == 4 and who_acts is WhoActs.RECIPIENT and entry_class != 4:
             who_acts = WhoActs.RETRY
@@ -213,12 +213,12 @@ def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: Knowl
     else:
         reason = reason_for_codes(reply.basic_code, reply.enhanced_code)
         permanent = reply_class == 5
-        hard_bounce = permanent and REASON_INFO[reason].hard_bounce
+        hard_bounce = is_hard_bounce(reason, permanent)
         who_acts = _who_acts_for(reason, permanent)
     if entry is None or (matched_by == "codes" and entry.is_generic):
         reason, entry, changed = _reason_from_wording(reply, reason, entry, kb)
         if changed:
-            hard_bounce = reply_class == 5 and REASON_INFO[reason].hard_bounce
+            hard_bounce = is_hard_bounce(reason, permanent)
             who_acts = _who_acts_for(reason, permanent)
     return Diagnosis(
         text=reply.text,

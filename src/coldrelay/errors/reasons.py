@@ -99,7 +99,7 @@ REASON_INFO: dict[Reason, ReasonInfo] = {
         ReasonInfo(
             Reason.SUPPRESSED, "The sending service suppressed the address because it bounced or complained before.", True
         ),
-        ReasonInfo(Reason.SUSPEND, "The recipient's mailbox exists but is disabled or suspended.", True),
+        ReasonInfo(Reason.SUSPEND, "The recipient's mailbox exists but is disabled or suspended.", False),
         ReasonInfo(Reason.SYNTAXERROR, "The SMTP conversation had a syntax error.", False),
         ReasonInfo(Reason.SYSTEMERROR, "The receiving system failed internally or is misconfigured.", False),
         ReasonInfo(Reason.SYSTEMFULL, "The receiving system has run out of disk or resources.", False),
@@ -110,6 +110,20 @@ REASON_INFO: dict[Reason, ReasonInfo] = {
         ReasonInfo(Reason.VIRUSDETECTED, "The message was found to carry a virus or malware.", False),
     )
 }
+
+
+HARD_REASONS = frozenset({Reason.USERUNKNOWN, Reason.HOSTUNKNOWN, Reason.HASMOVED, Reason.NOTACCEPT})
+"""Reasons that condemn the address itself when the refusal is final."""
+
+
+def is_hard_bounce(reason: Reason, permanent: bool) -> bool:
+    """True when the address itself is bad and must leave every list.
+
+    Only a final refusal of the address counts: a missing mailbox or domain, a
+    domain that accepts no mail, a recipient who moved. A disabled or full
+    mailbox may come back, so it is soft, as is every temporary failure.
+    """
+    return permanent and reason in HARD_REASONS
 
 
 class WhoActs(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -64,7 +65,7 @@ def test_diagnose_form_post(client: TestClient) -> None:
 def test_diagnose_empty_post_explains(client: TestClient) -> None:
     page = client.post("/diagnose", data={"text": "   "})
     assert page.status_code == 422
-    assert "Paste an SMTP reply first" in page.text
+    assert "Paste an SMTP reply or a whole bounce email first" in page.text
 
 
 def test_api_explain(client: TestClient) -> None:
@@ -103,3 +104,38 @@ def test_no_internal_link_is_dead(client: TestClient, kb: KnowledgeBase) -> None
         targets.update(re.findall(r'href="(/[^"#]*)', client.get(entry.url).text))
     dead = sorted(target for target in targets if client.get(target).status_code != 200)
     assert dead == []
+
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "bounces" / "maildir" / "bsd"
+
+
+def test_diagnose_takes_a_pasted_bounce(client: TestClient) -> None:
+    raw = (CORPUS / "lhost-postfix-03.eml").read_text(encoding="utf-8")
+    page = client.post("/diagnose", data={"text": raw})
+    assert page.status_code == 200
+    assert 'data-recipient="kijitora@example.net"' in page.text
+
+
+def test_diagnose_takes_an_uploaded_bounce(client: TestClient) -> None:
+    raw = (CORPUS / "lhost-postfix-03.eml").read_bytes()
+    page = client.post("/diagnose", files={"bounce_file": ("bounce.eml", raw, "message/rfc822")})
+    assert page.status_code == 200
+    assert 'data-recipient="kijitora@example.net"' in page.text
+
+
+def test_diagnose_says_when_a_message_is_no_bounce(client: TestClient) -> None:
+    message = "From: a@example.org\nTo: b@example.org\nSubject: lunch\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nSee you at noon.\n"
+    page = client.post("/diagnose", data={"text": message})
+    assert page.status_code == 422
+    assert "No bounce found" in page.text
+
+
+def test_api_bounces(client: TestClient) -> None:
+    raw = (CORPUS / "lhost-postfix-03.eml").read_bytes()
+    response = client.post("/api/v1/bounces", content=raw, headers={"content-type": "message/rfc822"})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["count"] == len(data["records"]) >= 1
+    assert data["records"][0]["recipient"] == "kijitora@example.net"
+    assert client.post("/api/v1/bounces", content=b"   ").status_code == 422
+    assert client.post("/api/v1/bounces", content=b"x" * 10_000_001).status_code == 413

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from coldrelay.cli.bounce_cmd import bounce_app
 from coldrelay.cli.errors_cmd import errors_app, explain_command
 from coldrelay.cli.serve_cmd import serve_command
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command("serve")(serve_command)
 app.command("explain")(explain_command)
 app.add_typer(errors_app, name="errors")
+app.add_typer(bounce_app, name="bounce")
 
 
 if __name__ == "__main__":  # pragma: no cover

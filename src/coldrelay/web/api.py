@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from coldrelay.bounces import parse as parse_bounce
 from coldrelay.errors import Entry, KnowledgeBase, diagnose
 from coldrelay.errors.entry import SECTION_TITLES
 
 api_router = APIRouter(prefix="/api/v1", tags=["SMTP errors"])
 
 MAX_REPLY_CHARS = 20_000
+MAX_BOUNCE_BYTES = 10_000_000
+_HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]", re.MULTILINE)
+
+
+def looks_like_email(text: str) -> bool:
+    """Pasted text that starts with mail headers (or carries DSN fields) is a whole message, not a reply."""
+    head = text.lstrip()[:4000]
+    if re.search(r"^(?:Final-Recipient|Diagnostic-Code|Original-Recipient|Feedback-Type):", head, re.IGNORECASE | re.MULTILINE):
+        return True
+    return bool(re.match(r"(?:From \S|[A-Za-z][A-Za-z0-9-]*:[ \t])", head)) and len(_HEADER_LINE.findall(head)) >= 3
 
 
 class ExplainRequest(BaseModel):
@@ -79,3 +91,22 @@ def get_error(slug: str, request: Request) -> dict[str, Any]:
     if entry is None:
         raise HTTPException(status_code=404, detail=f"No entry {slug!r}")
     return entry_to_dict(entry, full=True)
+
+
+@api_router.post(
+    "/bounces",
+    summary="Parse a bounce email",
+    tags=["Bounces"],
+    openapi_extra={"requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string"}}}}},
+)
+async def parse_bounce_message(request: Request) -> dict[str, Any]:
+    """Send the raw message (any content type) as the request body; get one record per reported recipient."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BOUNCE_BYTES:
+            raise HTTPException(status_code=413, detail=f"The message is larger than {MAX_BOUNCE_BYTES:,} bytes")
+    if not body.strip():
+        raise HTTPException(status_code=422, detail="The request body must be the raw bounce message")
+    records = parse_bounce(body)
+    return {"records": [record.to_dict() for record in records], "count": len(records)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
+from coldrelay.bounces import parse as parse_bounce
 from coldrelay.errors import Entry, KnowledgeBase, diagnose
 from coldrelay.errors.entry import SECTION_TITLES
-from coldrelay.web.api import MAX_REPLY_CHARS
+from coldrelay.web.api import MAX_BOUNCE_BYTES, MAX_REPLY_CHARS, looks_like_email
 from coldrelay.web.rendering import templates
 
 pages_router = APIRouter(include_in_schema=False)
@@ -95,27 +96,47 @@ def diagnose_form(request: Request, text: str = "", remote_host: str = "") -> Re
     return templates.TemplateResponse(
         request,
         "diagnose.html",
-        {"text": text, "remote_host": remote_host, "result": result, "examples": EXAMPLE_REPLIES, "error": None},
+        {"text": text, "remote_host": remote_host, "result": result, "records": None, "examples": EXAMPLE_REPLIES, "error": None},
     )
 
 
 @pages_router.post("/diagnose", response_class=HTMLResponse)
-def diagnose_submit(
+async def diagnose_submit(
     request: Request,
     text: Annotated[str, Form()] = "",
     remote_host: Annotated[str, Form()] = "",
+    bounce_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
+    """A pasted reply gets a diagnosis; a pasted or uploaded bounce email gets one per recipient."""
     error = None
     result = None
-    if not text.strip():
-        error = "Paste an SMTP reply first, for example: 550 5.7.1 Unable to relay"
+    records = None
+    raw = await bounce_file.read(MAX_BOUNCE_BYTES + 1) if bounce_file is not None and bounce_file.filename else b""
+    if len(raw) > MAX_BOUNCE_BYTES:
+        error = f"That file is larger than {MAX_BOUNCE_BYTES // 1_000_000} MB; upload one bounce message."
+    elif raw or looks_like_email(text):
+        records = parse_bounce(raw or text.encode("utf-8", errors="replace"))
+        if not records:
+            error = "No bounce found in that message: it carries no delivery report, failed recipient or feedback report."
+    elif not text.strip():
+        error = "Paste an SMTP reply or a whole bounce email first, for example: 550 5.7.1 Unable to relay"
     elif len(text) > MAX_REPLY_CHARS:
         error = f"That is {len(text):,} characters; paste the reply line (at most {MAX_REPLY_CHARS:,} characters)."
     else:
         result = diagnose(text, remote_host=remote_host.strip() or None, knowledge_base=_kb(request))
+    kb = _kb(request)
+    articles = {r.article: kb.by_slug[r.article] for r in records or [] if r.article and r.article in kb.by_slug}
     return templates.TemplateResponse(
         request,
         "diagnose.html",
-        {"text": text, "remote_host": remote_host, "result": result, "examples": EXAMPLE_REPLIES, "error": error},
+        {
+            "text": text if not raw else "",
+            "remote_host": remote_host,
+            "result": result,
+            "records": records,
+            "articles": articles,
+            "examples": EXAMPLE_REPLIES,
+            "error": error,
+        },
         status_code=422 if error else 200,
     )

@@ -31,6 +31,8 @@ _CHARSET_ALIASES = {
     "gbk": "gb18030",
 }
 _TAG = re.compile(r"<[^>]+>")
+_LINE_BREAK = re.compile(rb"\r*\n|\r")
+"""LF, CRLF, CR alone, and the CR-CR-LF that converting an already-CRLF file leaves, are all one break."""
 _HTML_SPACE = re.compile(r"[ \t]*\n[ \t\n]*")
 _ORIGINAL_SEPARATORS = re.compile(
     r"^(?:-+ ?Below this line is a copy of the message\.?|-+ ?This is a copy of the message.*|"
@@ -102,7 +104,7 @@ def part_text(part: Message) -> str:
 
 def load_message(data: bytes) -> Message:
     """Parse bytes into a message, with line endings unified and an mbox ``From`` line dropped."""
-    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = _LINE_BREAK.sub(b"\n", data)
     if data.startswith(b"From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     return email.message_from_bytes(data.lstrip(b"\n"), policy=compat32)
@@ -170,7 +172,9 @@ def read_bounce(message: Message) -> Bounce:
                 payload = part.get_payload()
                 inner_message = payload[0] if isinstance(payload, list) and payload else None
                 if not original and isinstance(inner_message, Message):
-                    original = inner_message.as_string() if not inner_message.is_multipart() else _headers_text(inner_message)
+                    # Headers plus a plain body; re-serialising the whole message costs more than the parse.
+                    inner_body = inner_message.get_payload()
+                    original = _headers_text(inner_message) + ("\n" + inner_body if isinstance(inner_body, str) else "")
             elif not original:
                 original = part_text(part)
             continue

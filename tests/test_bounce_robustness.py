@@ -1,0 +1,77 @@
+"""parse() never raises: random bytes, truncated and mutated real bounces, odd line endings."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coldrelay.bounces import BounceRecord, parse
+from coldrelay.errors import Reason
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "bounces" / "maildir" / "bsd"
+SAMPLES = sorted(CORPUS.glob("*.eml"))
+
+
+def _valid(records: list[BounceRecord]) -> None:
+    assert isinstance(records, list)
+    for record in records:
+        assert isinstance(record.reason, Reason)
+        record.to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4000))
+def test_random_bytes(data: bytes) -> None:
+    _valid(parse(data))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SAMPLES), st.floats(min_value=0.0, max_value=1.0))
+def test_truncated_real_bounces(path: Path, fraction: float) -> None:
+    data = path.read_bytes()
+    _valid(parse(data[: int(len(data) * fraction)]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SAMPLES), st.randoms(use_true_random=False))
+def test_mutated_real_bounces(path: Path, rng: random.Random) -> None:
+    data = bytearray(path.read_bytes())
+    for _ in range(rng.randint(1, 40)):
+        if not data:
+            break
+        position = rng.randrange(len(data))
+        choice = rng.random()
+        if choice < 0.4:
+            data[position] = rng.randrange(256)
+        elif choice < 0.7:
+            del data[position : position + rng.randint(1, 200)]
+        else:
+            data[position:position] = rng.choice([b"\r", b"\n", b"\x00", b"--", b"=?utf-8?B?", b"Content-Type: multipart/mixed"])
+    _valid(parse(bytes(data)))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_line_endings_do_not_change_the_result(path: Path) -> None:
+    data = path.read_bytes()
+    as_lf = [r.to_dict() for r in parse(data)]
+    as_crlf = [r.to_dict() for r in parse(re.sub(rb"(?<!\r)\n", b"\r\n", data))]
+    as_cr = [r.to_dict() for r in parse(re.sub(rb"\r?\n", b"\r", data))]
+    doubled = [r.to_dict() for r in parse(data.replace(b"\n", b"\r\n"))]  # a careless converter: CR CR LF
+    assert as_lf == doubled
+    assert as_lf == as_crlf == as_cr
+
+
+def test_a_plain_message_is_not_a_bounce() -> None:
+    message = (
+        b"From: a@example.org\nTo: b@example.org\nSubject: lunch\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nSee you at noon.\n"
+    )
+    assert parse(message) == []
+
+
+def test_empty_input() -> None:
+    assert parse(b"") == []

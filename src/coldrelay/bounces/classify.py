@@ -19,6 +19,18 @@ from coldrelay.errors.providers import provider_from_host
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _REPLY_CODE = re.compile(r"(?<![\d.])([245]\d\d)(?![\d.])")
 _COMMANDS = re.compile(r"\b(EHLO|HELO|MAIL FROM|RCPT TO|DATA|end of DATA|STARTTLS|AUTH|CONNECT)\b", re.IGNORECASE)
+_COMMAND_IN_BODY = re.compile(
+    r"in reply to (end of DATA|DATA|RCPT TO|MAIL FROM|HELO|EHLO)\s+command"
+    r"|SMTP error from remote (?:mail server|mailer) after (end of data|RCPT TO|MAIL FROM|DATA|HELO|EHLO|initial connection)"
+    r"|most progress was (RCPT TO|MAIL FROM|DATA) response"
+    r"|(?:after|while sending) (end of data|RCPT TO|MAIL FROM|DATA)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CANONICAL_COMMAND = {"END OF DATA": "DATA", "MAIL FROM": "MAIL", "RCPT TO": "RCPT", "INITIAL CONNECTION": "CONNECT"}
+_SENDER_STAGE_REASONS = frozenset(
+    {Reason.USERUNKNOWN, Reason.UNDEFINED, Reason.BADREPUTATION, Reason.HOSTUNKNOWN, Reason.FILTERED, Reason.ONHOLD}
+)
+"""Refused at MAIL FROM with one of these, the sender was refused, whatever the words say about mailboxes."""
 
 
 def _status_of(finding: Finding, diagnostic: str) -> str:
@@ -29,14 +41,37 @@ def _status_of(finding: Finding, diagnostic: str) -> str:
     return ""
 
 
-def _command_of(finding: Finding, diagnostic: str) -> str:
+def _command_of(finding: Finding, diagnostic: str, bounce: Bounce) -> str:
+    """The SMTP step the refusal came at: from the layout, the diagnostic, or the notice's wording."""
     if finding.smtp_command:
-        return finding.smtp_command.upper().replace("END OF DATA", "DATA")
+        command = finding.smtp_command.upper()
+        return _CANONICAL_COMMAND.get(command, command)
     found = _COMMANDS.search(diagnostic)
-    if not found:
-        return ""
-    command = found.group(1).upper()
-    return {"END OF DATA": "DATA", "MAIL FROM": "MAIL", "RCPT TO": "RCPT"}.get(command, command)
+    if found:
+        command = found.group(1).upper()
+        return _CANONICAL_COMMAND.get(command, command)
+    stated = {next(g for g in m.groups() if g).upper() for m in _COMMAND_IN_BODY.finditer(bounce.body)}
+    if len(stated) == 1:  # only when the notice names one step for everyone
+        command = stated.pop()
+        return _CANONICAL_COMMAND.get(command, command)
+    return ""
+
+
+def _in_context(reason: Reason, command: str, action: str) -> Reason:
+    """What the words mean once we know the SMTP step and whether the sender gave up.
+
+    A reply line alone cannot say these things; the bounce around it can:
+    refused after DATA, an "unknown user" is a content filter's verdict; refused
+    at MAIL FROM, it is the sender that was turned away; a temporary failure in a
+    final report, or any delay notice, means the queue ran out of patience.
+    """
+    if action == "delayed":
+        return Reason.EXPIRED
+    if command == "DATA" and reason is Reason.USERUNKNOWN:
+        return Reason.FILTERED
+    if command == "MAIL" and reason in _SENDER_STAGE_REASONS:
+        return Reason.REJECTED
+    return reason
 
 
 def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
@@ -47,7 +82,7 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
     parsed = parse_reply(diagnostic) if diagnostic else None
     if not replycode and parsed is not None and parsed.basic_code:
         replycode = str(parsed.basic_code)
-    command = _command_of(finding, diagnostic)
+    command = _command_of(finding, diagnostic, bounce)
     text = diagnostic
     if parsed is not None and parsed.basic_code is None and parsed.enhanced_code is None:
         text = " ".join(part for part in (replycode, status, diagnostic) if part)
@@ -63,12 +98,13 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = diagnosis.reason
     else:
         reason = Reason.UNDEFINED
-    if reason is Reason.USERUNKNOWN and command == "DATA":
-        reason = Reason.FILTERED  # refused after the message was read: a filter, not a missing mailbox
+    action = finding.action.lower()
     status_class = status[:1] or replycode[:1]
+    if finding.reason is None:
+        reason = _in_context(reason, command, action)
     if status_class in ("4", "5"):
         permanent = status_class == "5"
-    elif finding.action.lower() in ("delayed", "delivered", "relayed", "expanded"):
+    elif action in ("delayed", "delivered", "relayed", "expanded"):
         permanent = False
     else:
         permanent = diagnosis.permanent if diagnosis is not None else finding.action.lower() == "failed"
@@ -77,7 +113,7 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
     return BounceRecord(
         recipient=clean_address(finding.recipient),
         addresser=addresser,
-        action=finding.action.lower(),
+        action=action,
         status=status,
         replycode=replycode,
         diagnostic=diagnostic,

@@ -72,7 +72,9 @@ REASON_INFO: dict[Reason, ReasonInfo] = {
         ReasonInfo(Reason.CONTENTERROR, "The message's headers or body are malformed or not acceptable.", False),
         ReasonInfo(Reason.DELIVERED, "The message was delivered; the report only confirms it.", False),
         ReasonInfo(Reason.EXCEEDLIMIT, "The message exceeds a limit the recipient's mailbox sets.", False),
-        ReasonInfo(Reason.EXPIRED, "Delivery kept failing until the sender's queue gave up.", False),
+        ReasonInfo(
+            Reason.EXPIRED, "Delivery kept failing for hours or days: the queue is still retrying or has given up.", False
+        ),
         ReasonInfo(Reason.FAILEDSTARTTLS, "The TLS handshake needed for delivery did not succeed.", False),
         ReasonInfo(Reason.FEEDBACK, "A recipient reported the message (for example as spam) through a feedback loop.", False),
         ReasonInfo(Reason.FILTERED, "The recipient's filters or settings refused the message for this address.", False),

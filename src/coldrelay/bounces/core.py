@@ -9,7 +9,7 @@ from pathlib import Path
 
 from coldrelay.bounces.classify import classify
 from coldrelay.bounces.formats import FORMATS
-from coldrelay.bounces.message import load_message, read_bounce
+from coldrelay.bounces.message import read_bounce
 from coldrelay.bounces.record import BounceRecord
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def parse(data: bytes) -> list[BounceRecord]:
     fails on odd input is skipped, not fatal: the next layout gets its turn.
     """
     try:
-        bounce = read_bounce(load_message(data))
+        bounce = read_bounce(data)
     except Exception:
         log.debug("unreadable message", exc_info=True)
         return []

@@ -11,10 +11,12 @@ from __future__ import annotations
 import codecs
 import email
 import email.header
+import functools
 import re
 from dataclasses import dataclass, field
 from email.message import Message
-from email.policy import compat32
+
+from coldrelay.bounces.mime import Part, parse_headers, parse_part
 
 _CHARSET_ALIASES = {
     "x-sjis": "cp932",
@@ -31,6 +33,7 @@ _CHARSET_ALIASES = {
     "gbk": "gb18030",
 }
 _TAG = re.compile(r"<[^>]+>")
+_FIRST_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:", re.MULTILINE)
 _LINE_BREAK = re.compile(rb"\r*\n|\r")
 """LF, CRLF, CR alone, and the CR-CR-LF that converting an already-CRLF file leaves, are all one break."""
 _HTML_SPACE = re.compile(r"[ \t]*\n[ \t\n]*")
@@ -88,26 +91,12 @@ def decode_header(value: str | None) -> str:
     return " ".join("".join(out).split())
 
 
-def part_text(part: Message) -> str:
+def part_text(part: Part) -> str:
     """The decoded text of one MIME part (transfer encoding and charset both undone)."""
-    payload = part.get_payload(decode=True)
-    if payload is None:
-        raw = part.get_payload()
-        return raw if isinstance(raw, str) else ""
-    if not isinstance(payload, bytes):
-        return str(payload)
-    text = decode_bytes(payload, part.get_content_charset())
-    if part.get_content_type() == "text/html":
+    text = decode_bytes(part.payload(), part.charset)
+    if part.content_type == "text/html":
         text = _HTML_SPACE.sub("\n", _TAG.sub(" ", re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", text)))
     return text
-
-
-def load_message(data: bytes) -> Message:
-    """Parse bytes into a message, with line endings unified and an mbox ``From`` line dropped."""
-    data = _LINE_BREAK.sub(b"\n", data)
-    if data.startswith(b"From "):
-        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    return email.message_from_bytes(data.lstrip(b"\n"), policy=compat32)
 
 
 @dataclass
@@ -141,65 +130,84 @@ class Bounce:
 
 
 def header_in(text: str, name: str) -> str:
-    """First ``Name: value`` header in a block of text, with folded lines joined."""
-    found = re.search(rf"^{re.escape(name)}:[ \t]*(.*(?:\n[ \t]+.*)*)", text, re.IGNORECASE | re.MULTILINE)
-    return decode_header(" ".join(found.group(1).split())) if found else ""
+    """First ``Name: value`` header in a block of text, with folded lines joined and encoded words decoded."""
+    return _headers_of(text).get(name.lower(), "")
 
 
-def _walk(message: Message) -> list[Message]:
-    try:
-        return list(message.walk())
-    except (TypeError, AttributeError):
-        return [message]
+@functools.lru_cache(maxsize=64)
+def _headers_of(text: str) -> dict[str, str]:
+    """The header block at the start of ``text`` (or the first one in it), by lowercase name.
+
+    Format modules and the classifier ask the returned message for From, To,
+    Subject and Message-ID many times; reading its headers once is enough.
+    """
+    start = _FIRST_HEADER.search(text)
+    if start is None:
+        return {}
+    block = text[start.start() :]
+    end = block.find("\n\n")
+    headers: dict[str, str] = {}
+    for name, value in parse_headers((block if end < 0 else block[:end]).encode("utf-8", errors="surrogateescape")):
+        headers.setdefault(name.lower(), decode_header(value))
+    return headers
 
 
-def read_bounce(message: Message) -> Bounce:
-    """Split a parsed message into the notification text, the DSN parts and the returned message."""
+def normalise(data: bytes) -> bytes:
+    """One line-break style and no mbox ``From`` line: what every reader below expects."""
+    if b"\r" in data:
+        data = _LINE_BREAK.sub(b"\n", data)
+    if data.startswith(b"From "):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    return data.lstrip(b"\n")
+
+
+def read_bounce(data: bytes) -> Bounce:
+    """Split raw bytes into the notification text, the DSN parts and the returned message."""
+    root = parse_part(normalise(data))
     plain_parts: list[str] = []
     html_parts: list[str] = []
     delivery_status: list[str] = []
     feedback = ""
     original = ""
-    inside_original: set[int] = set()
-    for part in _walk(message):
-        if id(part) in inside_original:
+    skip: set[int] = set()
+    for part in root.walk():
+        if id(part) in skip:
             continue
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers", "message/partial"):
-            if ctype.startswith("message/") and part.is_multipart():
-                for inner in _walk(part):
-                    inside_original.add(id(inner))
-                payload = part.get_payload()
-                inner_message = payload[0] if isinstance(payload, list) and payload else None
-                if not original and isinstance(inner_message, Message):
-                    # Headers plus a plain body; re-serialising the whole message costs more than the parse.
-                    inner_body = inner_message.get_payload()
-                    original = _headers_text(inner_message) + ("\n" + inner_body if isinstance(inner_body, str) else "")
-            elif not original:
-                original = part_text(part)
+        ctype = part.content_type
+        if ctype in ("message/rfc822", "message/global"):
+            for inner in part.walk()[1:]:
+                skip.add(id(inner))
+            if not original and part.children:
+                original = _original_text(part.children[0])
+            continue
+        if ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/partial"):
+            original = original or part_text(part)
             continue
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
-            delivery_status.append(_delivery_status_text(part))
+            delivery_status.append(decode_bytes(part.payload(), part.charset))
             continue
         if ctype == "message/feedback-report":
-            feedback = _delivery_status_text(part)
+            feedback = decode_bytes(part.payload(), part.charset)
             continue
-        if part.is_multipart() or part.get_content_maintype() not in ("text", "application"):
+        if part.children or not (ctype.startswith("text/") or part is root):
             continue
         if ctype == "text/html":
             html_parts.append(part_text(part))
-        elif ctype.startswith("text/") or part is message:
+        else:
             plain_parts.append(part_text(part))
-    body = "\n".join(plain_parts or html_parts).replace("\r\n", "\n").replace("\r", "\n")
+    body = "\n".join(plain_parts or html_parts)
     if not original:
         split = _ORIGINAL_SEPARATORS.search(body)
         if split:
             original = body[split.end() :].lstrip("\n")
             body = body[: split.start()]
+    message = Message()
+    for name, value in root.headers:
+        message[name] = value
     return Bounce(
         message=message,
-        subject=decode_header(message.get("Subject")),
-        sender=decode_header(message.get("From")),
+        subject=decode_header(root.get("Subject")),
+        sender=decode_header(root.get("From")),
         body=body,
         delivery_status=delivery_status,
         feedback_report=feedback,
@@ -207,17 +215,9 @@ def read_bounce(message: Message) -> Bounce:
     )
 
 
-def _headers_text(message: Message) -> str:
-    return "".join(f"{name}: {value}\n" for name, value in message.items())
-
-
-def _delivery_status_text(part: Message) -> str:
-    """The fields of a delivery-status part, whether the parser split them into sub-parts or not."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        blocks = []
-        for block in payload:
-            if isinstance(block, Message):
-                blocks.append(_headers_text(block))
-        return "\n".join(blocks)
-    return part_text(part)
+def _original_text(message: Part) -> str:
+    """Headers of the returned message, plus its text when it is a simple one-part message."""
+    headers = "".join(f"{name}: {value}\n" for name, value in message.headers)
+    if message.children or not message.content_type.startswith("text/"):
+        return headers
+    return f"{headers}\n{part_text(message)}"

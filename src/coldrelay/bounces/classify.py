@@ -65,7 +65,7 @@ def _in_context(reason: Reason, command: str, action: str) -> Reason:
     at MAIL FROM, it is the sender that was turned away; a temporary failure in a
     final report, or any delay notice, means the queue ran out of patience.
     """
-    if action == "delayed":
+    if action == "delayed" and reason not in (Reason.MAILBOXFULL, Reason.NOTACCEPT):
         return Reason.EXPIRED
     if command == "DATA" and reason is Reason.USERUNKNOWN:
         return Reason.FILTERED
@@ -106,6 +106,8 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         permanent = status_class == "5"
     elif action in ("delayed", "delivered", "relayed", "expanded"):
         permanent = False
+    elif action == "failed":
+        permanent = True  # the reporter gave up on this recipient, whatever the wording
     else:
         permanent = diagnosis.permanent if diagnosis is not None else finding.action.lower() == "failed"
     addresser = clean_address(header_in(bounce.original, "From")) or clean_address(bounce.header("X-Original-Sender"))

@@ -94,7 +94,7 @@ PROVIDERS: tuple[Provider, ...] = (
         (r"\bionos\b", r"\bkundenserver\.de\b", r"\bperfora\.net\b", r"\b1and1\b", r"\b1&1\b"),
     ),
     Provider("comcast", "Comcast (Xfinity)", ("comcast.net", "xfinity.com"), (r"\bcomcast\b", r"\b(?:RL|BL)0000\d\d\b")),
-    Provider("cox", "Cox", ("cox.net",), (r"\bcox\.net\b", r"\bAUP#[A-Z]{2,}\b", r"\bcox\b")),
+    Provider("cox", "Cox", ("cox.net",), (r"\bcox\.net\b", r"\bAUP#(?-i:[A-Z]{2,})\b", r"\bcox\b")),
     Provider(
         "att",
         "AT&T",

@@ -14,6 +14,7 @@ from coldrelay.bounces.addresses import clean_address
 from coldrelay.bounces.message import Bounce, header_in
 from coldrelay.bounces.record import BounceRecord, Finding
 from coldrelay.errors import Reason, explain, is_hard_bounce, parse_reply, reason_for_codes
+from coldrelay.errors.phrases import reason_from_wording
 from coldrelay.errors.providers import provider_from_host
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -57,7 +58,7 @@ def _command_of(finding: Finding, diagnostic: str, bounce: Bounce) -> str:
     return ""
 
 
-def _in_context(reason: Reason, command: str, action: str) -> Reason:
+def _in_context(reason: Reason, command: str, action: str, *, provider_article: bool) -> Reason:
     """What the words mean once we know the SMTP step and whether the sender gave up.
 
     A reply line alone cannot say these things; the bounce around it can:
@@ -67,7 +68,8 @@ def _in_context(reason: Reason, command: str, action: str) -> Reason:
     """
     if action == "delayed" and reason not in (Reason.MAILBOXFULL, Reason.NOTACCEPT):
         return Reason.EXPIRED
-    if command == "DATA" and reason is Reason.USERUNKNOWN:
+    if command == "DATA" and reason is Reason.USERUNKNOWN and not provider_article:
+        # (A provider's own article already knows at which step that provider says it.)
         return Reason.FILTERED
     if command == "MAIL" and reason in _SENDER_STAGE_REASONS:
         return Reason.REJECTED
@@ -90,8 +92,8 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
     diagnosis = explain(text, remote_host=remote) if text else None
     if finding.reason is not None:
         reason = finding.reason
-    elif diagnosis is not None and diagnosis.matched_by != "none":
-        reason = diagnosis.reason
+    elif diagnosis is not None and (diagnosis.matched_by != "none" or reason_from_wording(diagnosis.text) is not None):
+        reason = diagnosis.reason  # an article or a wording rule read the text: it says more than a DSN status
     elif status:
         reason = reason_for_codes(int(replycode) if replycode.isdigit() else None, status)
     elif diagnosis is not None:
@@ -100,8 +102,14 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = Reason.UNDEFINED
     action = finding.action.lower()
     status_class = status[:1] or replycode[:1]
+    provider_article = (
+        diagnosis is not None
+        and diagnosis.matched_by == "pattern"
+        and diagnosis.entry is not None
+        and diagnosis.entry.provider is not None
+    )
     if finding.reason is None:
-        reason = _in_context(reason, command, action)
+        reason = _in_context(reason, command, action, provider_article=provider_article)
     if status_class in ("4", "5"):
         permanent = status_class == "5"
     elif action in ("delayed", "delivered", "relayed", "expanded"):

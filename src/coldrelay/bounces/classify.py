@@ -27,9 +27,10 @@ _COMMAND_IN_BODY = re.compile(
     r"|(?:after|while sending) (end of data|RCPT TO|MAIL FROM|DATA)\b",
     re.IGNORECASE | re.MULTILINE,
 )
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n")
 _CANONICAL_COMMAND = {"END OF DATA": "DATA", "MAIL FROM": "MAIL", "RCPT TO": "RCPT", "INITIAL CONNECTION": "CONNECT"}
 _SENDER_STAGE_REASONS = frozenset(
-    {Reason.USERUNKNOWN, Reason.UNDEFINED, Reason.BADREPUTATION, Reason.HOSTUNKNOWN, Reason.FILTERED, Reason.ONHOLD}
+    {Reason.USERUNKNOWN, Reason.UNDEFINED, Reason.HOSTUNKNOWN, Reason.FILTERED, Reason.ONHOLD, Reason.POLICYVIOLATION}
 )
 """Refused at MAIL FROM with one of these, the sender was refused, whatever the words say about mailboxes."""
 
@@ -51,14 +52,18 @@ def _command_of(finding: Finding, diagnostic: str, bounce: Bounce) -> str:
     if found:
         command = found.group(1).upper()
         return _CANONICAL_COMMAND.get(command, command)
-    stated = {next(g for g in m.groups() if g).upper() for m in _COMMAND_IN_BODY.finditer(bounce.body)}
-    if len(stated) == 1:  # only when the notice names one step for everyone
-        command = stated.pop()
-        return _CANONICAL_COMMAND.get(command, command)
+    recipient = clean_address(finding.recipient)
+    for paragraph in _PARAGRAPHS.split(bounce.body):
+        if recipient and recipient in paragraph.lower():
+            # Only the notice's words about this recipient: another recipient's step is not ours.
+            found_step = _COMMAND_IN_BODY.search(paragraph)
+            if found_step:
+                command = next(group for group in found_step.groups() if group).upper()
+                return _CANONICAL_COMMAND.get(command, command)
     return ""
 
 
-def _in_context(reason: Reason, command: str, action: str, *, provider_article: bool) -> Reason:
+def _in_context(reason: Reason, command: str, action: str, *, provider_article: bool, permanent: bool) -> Reason:
     """What the words mean once we know the SMTP step and whether the sender gave up.
 
     A reply line alone cannot say these things; the bounce around it can:
@@ -66,8 +71,10 @@ def _in_context(reason: Reason, command: str, action: str, *, provider_article: 
     at MAIL FROM, it is the sender that was turned away; a temporary failure in a
     final report, or any delay notice, means the queue ran out of patience.
     """
-    if action == "delayed" and reason not in (Reason.MAILBOXFULL, Reason.NOTACCEPT):
+    if action == "delayed" and reason not in (Reason.MAILBOXFULL, Reason.NOTACCEPT, Reason.REQUIREPTR):
         return Reason.EXPIRED
+    if command in ("CONNECT", "HELO", "EHLO") and reason is Reason.UNDEFINED and permanent:
+        return Reason.BLOCKED  # turned away before any mail was offered: the client itself was refused
     if command == "DATA" and reason is Reason.USERUNKNOWN and not provider_article:
         # (A provider's own article already knows at which step that provider says it.)
         return Reason.FILTERED
@@ -102,14 +109,6 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = Reason.UNDEFINED
     action = finding.action.lower()
     status_class = status[:1] or replycode[:1]
-    provider_article = (
-        diagnosis is not None
-        and diagnosis.matched_by == "pattern"
-        and diagnosis.entry is not None
-        and diagnosis.entry.provider is not None
-    )
-    if finding.reason is None:
-        reason = _in_context(reason, command, action, provider_article=provider_article)
     if status_class in ("4", "5"):
         permanent = status_class == "5"
     elif action in ("delayed", "delivered", "relayed", "expanded"):
@@ -118,6 +117,14 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         permanent = True  # the reporter gave up on this recipient, whatever the wording
     else:
         permanent = diagnosis.permanent if diagnosis is not None else finding.action.lower() == "failed"
+    provider_article = (
+        diagnosis is not None
+        and diagnosis.matched_by == "pattern"
+        and diagnosis.entry is not None
+        and diagnosis.entry.provider is not None
+    )
+    if finding.reason is None:
+        reason = _in_context(reason, command, action, provider_article=provider_article, permanent=permanent)
     addresser = clean_address(header_in(bounce.original, "From")) or clean_address(bounce.header("X-Original-Sender"))
     provider = (diagnosis.provider if diagnosis is not None else None) or provider_from_host(remote)
     return BounceRecord(

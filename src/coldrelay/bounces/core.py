@@ -21,11 +21,16 @@ def parse(data: bytes) -> list[BounceRecord]:
     A message that is not a bounce gives an empty list. A format module that
     fails on odd input is skipped, not fatal: the next layout gets its turn.
     """
+    return _parse(data, depth=0)
+
+
+def _parse(data: bytes, depth: int) -> list[BounceRecord]:
     try:
         bounce = read_bounce(data)
     except Exception:
         log.debug("unreadable message", exc_info=True)
         return []
+    records: list[BounceRecord] = []
     for module in FORMATS:
         try:
             findings = module.parse(bounce)
@@ -33,15 +38,20 @@ def parse(data: bytes) -> list[BounceRecord]:
             log.debug("format %s failed", module.NAME, exc_info=True)
             continue
         if findings:
-            records = []
             for finding in findings:
                 try:
                     records.append(classify(finding, bounce, module.NAME))
                 except Exception:
                     log.debug("classifying a %s finding failed", module.NAME, exc_info=True)
             if records:
-                return records
-    return []
+                break
+    if depth == 0 and (not records or all(r.mta == "fallback" for r in records)):
+        # A filtering gateway may forward the real bounce as an attachment: read that instead.
+        for inner in bounce.attached:
+            wrapped = _parse(inner, depth=1)
+            if wrapped and any(r.mta != "fallback" for r in wrapped):
+                return wrapped
+    return records
 
 
 def _messages_in_file(path: Path) -> Iterator[bytes]:

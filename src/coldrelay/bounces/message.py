@@ -34,6 +34,7 @@ _CHARSET_ALIASES = {
 }
 _TAG = re.compile(r"<[^>]+>")
 _FIRST_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:", re.MULTILINE)
+_CR_RUNS = re.compile(rb"\r+")
 _LINE_BREAK = re.compile(rb"\r*\n|\r")
 """LF, CRLF, CR alone, and the CR-CR-LF that converting an already-CRLF file leaves, are all one break."""
 _HTML_SPACE = re.compile(r"[ \t]*\n[ \t\n]*")
@@ -115,6 +116,8 @@ class Bounce:
     """Text of a message/feedback-report part (RFC 5965)."""
     original: str = ""
     """Headers (and perhaps body) of the message that bounced, as text."""
+    attached: list[bytes] = field(default_factory=list)
+    """Raw bytes of each attached message (message/rfc822): a gateway may wrap a whole bounce."""
 
     def header(self, name: str) -> str:
         """A header of the bounce itself, decoded."""
@@ -155,10 +158,25 @@ def _headers_of(text: str) -> dict[str, str]:
 def normalise(data: bytes) -> bytes:
     """One line-break style and no mbox ``From`` line: what every reader below expects."""
     if b"\r" in data:
+        if b"\n" not in data and b"\r\r" in data:
+            data = _undouble_crs(data)
         data = _LINE_BREAK.sub(b"\n", data)
     if data.startswith(b"From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     return data.lstrip(b"\n")
+
+
+def _undouble_crs(data: bytes) -> bytes:
+    """Undo a CRLF file whose LFs were turned into CRs: each CR CR pair was one line break.
+
+    A real CR-only file ends most lines with a single CR; when nearly every run
+    of CRs is two or more long, the file was CRLF once, and a run of n CRs
+    stands for n/2 breaks (rounded up where a bare LF line was mixed in).
+    """
+    runs = _CR_RUNS.findall(data)
+    if sum(1 for run in runs if len(run) >= 2) < 0.8 * len(runs):
+        return data
+    return _CR_RUNS.sub(lambda run: b"\r" * ((len(run.group()) + 1) // 2), data)
 
 
 def read_bounce(data: bytes) -> Bounce:
@@ -169,6 +187,7 @@ def read_bounce(data: bytes) -> Bounce:
     delivery_status: list[str] = []
     feedback = ""
     original = ""
+    attached: list[bytes] = []
     skip: set[int] = set()
     for part in root.walk():
         if id(part) in skip:
@@ -179,6 +198,7 @@ def read_bounce(data: bytes) -> Bounce:
                 skip.add(id(inner))
             if not original and part.children:
                 original = _original_text(part.children[0])
+            attached.append(part.payload())
             continue
         if ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/partial"):
             original = original or part_text(part)
@@ -212,6 +232,7 @@ def read_bounce(data: bytes) -> Bounce:
         delivery_status=delivery_status,
         feedback_report=feedback,
         original=original,
+        attached=attached,
     )
 
 

@@ -19,7 +19,8 @@ from coldrelay.errors.providers import provider_from_host
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _REPLY_CODE = re.compile(r"(?<![\d.])([245]\d\d)(?![\d.])")
-_COMMANDS = re.compile(r"\b(EHLO|HELO|MAIL FROM|RCPT TO|DATA|end of DATA|STARTTLS|AUTH|CONNECT)\b", re.IGNORECASE)
+_COMMANDS = re.compile(r"\b(EHLO|HELO|MAIL FROM|RCPT TO|DATA|end of DATA|STARTTLS|AUTH|CONNECT)\b(?!=)", re.IGNORECASE)
+_POLICY_CODE = re.compile(r"\b[45]\.7\.\d{1,3}\b")
 _COMMAND_IN_BODY = re.compile(
     r"in reply to (end of DATA|DATA|RCPT TO|MAIL FROM|HELO|EHLO)\s+command"
     r"|SMTP error from remote (?:mail server|mailer) after (end of data|RCPT TO|MAIL FROM|DATA|HELO|EHLO|initial connection)"
@@ -63,7 +64,7 @@ def _command_of(finding: Finding, diagnostic: str, bounce: Bounce) -> str:
     return ""
 
 
-def _in_context(reason: Reason, command: str, action: str, *, provider_article: bool, permanent: bool) -> Reason:
+def _in_context(reason: Reason, command: str, action: str, *, provider_article: bool, permanent: bool, diagnostic: str) -> Reason:
     """What the words mean once we know the SMTP step and whether the sender gave up.
 
     A reply line alone cannot say these things; the bounce around it can:
@@ -75,6 +76,8 @@ def _in_context(reason: Reason, command: str, action: str, *, provider_article: 
         return Reason.EXPIRED
     if command in ("CONNECT", "HELO", "EHLO") and reason is Reason.UNDEFINED and permanent:
         return Reason.BLOCKED  # turned away before any mail was offered: the client itself was refused
+    if reason is Reason.USERUNKNOWN and _POLICY_CODE.search(diagnostic) and not provider_article:
+        return Reason.FILTERED  # "user unknown" under a security/policy code: a filter speaking, not the mailbox
     if command == "DATA" and reason is Reason.USERUNKNOWN and not provider_article:
         # (A provider's own article already knows at which step that provider says it.)
         return Reason.FILTERED
@@ -124,7 +127,9 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         and diagnosis.entry.provider is not None
     )
     if finding.reason is None:
-        reason = _in_context(reason, command, action, provider_article=provider_article, permanent=permanent)
+        reason = _in_context(
+            reason, command, action, provider_article=provider_article, permanent=permanent, diagnostic=diagnostic
+        )
     addresser = clean_address(header_in(bounce.original, "From")) or clean_address(bounce.header("X-Original-Sender"))
     provider = (diagnosis.provider if diagnosis is not None else None) or provider_from_host(remote)
     return BounceRecord(

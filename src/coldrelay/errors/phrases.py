@@ -50,7 +50,7 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     (
         Reason.BLOCKED,
         r"block ?list|black ?list|blocked using|\bdnsbl\b|\brbl\b|spamhaus|spamcop|uceprotect|barracuda ?(?:central|reputation)"
-        r"|listed (?:in|on|at) |open relay|\bno smtp service\b|not accepting connections|\brtr:bl\b"
+        r"|(?<!not )listed (?:in|on|at) |open relay|\bno smtp service\b|not accepting connections|\brtr:bl\b"
         r"|client host (?:\[[^\]]*\] )?(?:rejected|blocked)"
         r"|\bip\b[^;]{0,40}?\b(?:is )?(?:blocked|banned|blacklisted|not allowed|denied)\b|banned sending ip"
         r"|(?:ip|network|host) (?:address )?(?:has been|is) (?:blocked|banned)|not allowed to send from",

@@ -6,12 +6,16 @@ import re
 
 ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
 _BRACKETED = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
+_QUOTED = re.compile(r'"[^"\r\n]+"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+')
 
 
 def clean_address(value: str) -> str:
     """The bare address inside a header or DSN field value ('' when there is none)."""
     if not value:
         return ""
+    quoted = _QUOTED.search(value)
+    if quoted:  # a quoted local part may hold dots and spaces the plain pattern refuses
+        return quoted.group(0).lower()
     value = value.strip()
     value = re.sub(r"^\s*(?:rfc822|utf-8|x-[\w-]+)\s*;\s*", "", value, flags=re.IGNORECASE)
     found = _BRACKETED.search(value)

@@ -110,6 +110,8 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = diagnosis.reason
     else:
         reason = Reason.UNDEFINED
+    if reason is Reason.UNDEFINED and diagnostic and not status:
+        reason = Reason.ONHOLD  # words we cannot read and no status: undecided, not "nothing said"
     action = finding.action.lower()
     status_class = status[:1] or replycode[:1]
     if status_class in ("4", "5"):

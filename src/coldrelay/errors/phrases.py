@@ -118,7 +118,7 @@ _RULES: tuple[tuple[Reason, str], ...] = (
     (Reason.SPAMDETECTED, r"\bspam\b|\bube\b|\bjunk\b|unsolicited|message content rejected|content rejected|bulk mail"),
     (
         Reason.NOTCOMPLIANTRFC,
-        r"header error|malformed|non-?compliant",
+        r"malformed|non-?compliant",
     ),
     (Reason.SYSTEMFULL, r"insufficient (?:system |disk )?(?:storage|space)|disk full|no space left|out of (?:disk|memory)"),
     (
@@ -133,7 +133,7 @@ _RULES: tuple[tuple[Reason, str], ...] = (
         r"recipient preferences|not accepting (?:mail|messages) from|blocked by (?:the )?recipient|message filtered"
         r"|only accepts? mail from|not authorized to (?:send|post) to|delivery restricted",
     ),
-    (Reason.POLICYVIOLATION, r"polic(?:y|ies)|prohibit|administrative|denied by|attachment|delivery not authorized"),
+    (Reason.POLICYVIOLATION, r"polic(?:y|ies)|prohibit|administrative|denied by|attachment|delivery not authorized|header error"),
     (
         Reason.SYNTAXERROR,
         r"syntax error|command (?:unrecognized|not recognized|not implemented)|bad sequence of commands|unrecognized command"

@@ -91,7 +91,7 @@ REASON_INFO: dict[Reason, ReasonInfo] = {
         ReasonInfo(
             Reason.NOTCOMPLIANTRFC, "The message breaks the mail format standards (for example duplicate headers).", False
         ),
-        ReasonInfo(Reason.ONHOLD, "Delivery is held; the final outcome is not known yet.", False),
+        ReasonInfo(Reason.ONHOLD, "Delivery is held or undecided: greylisting, or a report whose words give no reason.", False),
         ReasonInfo(Reason.POLICYVIOLATION, "The message breaks a policy of the receiving organisation.", False),
         ReasonInfo(Reason.REJECTED, "The sender's address or domain was refused.", False),
         ReasonInfo(Reason.REQUIREPTR, "The sending IP has no valid reverse DNS (PTR) record.", False),

@@ -12,8 +12,9 @@ from coldrelay.errors.reasons import Reason
 RULES: tuple[tuple[Reason, str], ...] = (
     # Gmail: the remote host never answered; Google says so only once it has retried for days.
     (Reason.EXPIRED, r"did not accept our requests to connect"),
-    # Google: "DNS Error: 123 DNS type 'mx' lookup of example.com responded with code NXDOMAIN".
-    (Reason.NETWORKERROR, r"dns type '\w+' lookup of \S+ (?:responded with code|had no relevant answers)"),
+    # Google: "DNS Error: 123 DNS type 'mx' lookup of example.com responded with code SERVFAIL" (a lookup
+    # that failed, not an answer); NXDOMAIN is an answer: the domain does not exist (the common rules say so).
+    (Reason.NETWORKERROR, r"dns type '\w+' lookup of \S+ (?:responded with code (?!NXDOMAIN|NOERROR)|had no relevant answers)"),
     # Gmail: the 'Send mail as' account's server refused the sender.
     (Reason.REJECTED, r"using the 'send mail as' feature|'send mail as' account"),
     # Yahoo.

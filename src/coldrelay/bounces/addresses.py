@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
 _BRACKETED = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
+_TYPE_PREFIX = re.compile(r"^\s*(?:rfc822|utf-8|x-[\w-]+)\s*;\s*", re.IGNORECASE)
 _QUOTED = re.compile(r'"[^"\r\n]+"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+')
 
 
+@functools.lru_cache(maxsize=4096)
 def clean_address(value: str) -> str:
     """The bare address inside a header or DSN field value ('' when there is none)."""
     if not value:
@@ -17,7 +20,7 @@ def clean_address(value: str) -> str:
     if quoted:  # a quoted local part may hold dots and spaces the plain pattern refuses
         return quoted.group(0).lower()
     value = value.strip()
-    value = re.sub(r"^\s*(?:rfc822|utf-8|x-[\w-]+)\s*;\s*", "", value, flags=re.IGNORECASE)
+    value = _TYPE_PREFIX.sub("", value)
     found = _BRACKETED.search(value)
     if found:
         value = found.group(1)

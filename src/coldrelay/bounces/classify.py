@@ -110,8 +110,6 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = diagnosis.reason
     else:
         reason = Reason.UNDEFINED
-    if reason is Reason.UNDEFINED and diagnostic and not status:
-        reason = Reason.ONHOLD  # words we cannot read and no status: undecided, not "nothing said"
     action = finding.action.lower()
     status_class = status[:1] or replycode[:1]
     if status_class in ("4", "5"):
@@ -132,6 +130,8 @@ def classify(finding: Finding, bounce: Bounce, mta: str) -> BounceRecord:
         reason = _in_context(
             reason, command, action, provider_article=provider_article, permanent=permanent, diagnostic=diagnostic
         )
+    if reason is Reason.UNDEFINED and diagnostic and not status:
+        reason = Reason.ONHOLD  # words we cannot read and no status: undecided, not "nothing said"
     addresser = clean_address(header_in(bounce.original, "From")) or clean_address(bounce.header("X-Original-Sender"))
     provider = (diagnosis.provider if diagnosis is not None else None) or provider_from_host(remote)
     return BounceRecord(

@@ -54,6 +54,16 @@ def _parse(data: bytes, depth: int) -> list[BounceRecord]:
     return records
 
 
+def clear_caches() -> None:
+    """Forget every memoised header, address and reply: for benchmarks that must not flatter repeats."""
+    from coldrelay.bounces.addresses import clean_address
+    from coldrelay.bounces.message import _headers_of, decode_header
+    from coldrelay.errors.explain import _cached
+
+    for cached in (clean_address, decode_header, _headers_of, _cached):
+        cached.cache_clear()
+
+
 def _messages_in_file(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         head = handle.read(5)

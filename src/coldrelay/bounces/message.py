@@ -78,6 +78,7 @@ def decode_bytes(raw: bytes, charset: str | None = None) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_header(value: str | None) -> str:
     """A header value with its encoded words (``=?ISO-2022-JP?B?...?=``) decoded."""
     if not value:

@@ -94,8 +94,7 @@ def _split_headers(data: bytes) -> tuple[bytes, bytes]:
 def parse_headers(head: bytes) -> list[tuple[str, str]]:
     """Header lines into (name, value) pairs, folded lines joined; stray lines are skipped."""
     headers: list[tuple[str, str]] = []
-    for raw_line in head.split(b"\n"):
-        line = raw_line.decode("utf-8", errors="surrogateescape")
+    for line in head.decode("utf-8", errors="surrogateescape").split("\n"):
         if line[:1] in (" ", "\t") and headers:
             name, value = headers[-1]
             headers[-1] = (name, f"{value} {line.strip()}" if value else line.strip())

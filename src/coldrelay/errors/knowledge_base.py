@@ -39,6 +39,10 @@ class KnowledgeBase:
         self._generic_by_codes = {
             codes: next(e for e in found if e.is_generic) for codes, found in by_codes.items() if any(e.is_generic for e in found)
         }
+        self._generic_by_reason: dict[Reason, list[Entry]] = defaultdict(list)
+        for entry in self.entries:
+            if entry.is_generic:
+                self._generic_by_reason[entry.reason].append(entry)
         self._generic_by_enhanced: dict[str, Entry] = {}
         for entry in self.entries:
             if entry.is_generic and entry.enhanced_code:
@@ -75,7 +79,7 @@ class KnowledgeBase:
 
     def generic_for_reason(self, reason: Reason, basic_code: int | None, enhanced_code: str | None = None) -> Entry | None:
         """A generic article about this reason, preferring one for the same codes, then the same class."""
-        found = [e for e in self.entries if e.is_generic and e.reason is reason]
+        found = self._generic_by_reason.get(reason, [])
         if not found:
             return None
         reply_class = basic_code // 100 if basic_code else int(enhanced_code[0]) if enhanced_code else None

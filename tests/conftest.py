@@ -40,3 +40,21 @@ def live_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[object]:
+    """The loopback authoritative DNS server with every zone in tests/zones (see tests/dns_server.py)."""
+    from dns_server import LoopbackDNS
+
+    server = LoopbackDNS().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def resolver(dns_server: object) -> object:
+    """A fresh coldrelay Resolver pointed at the loopback server (short timeout: timeouts are tested)."""
+    from coldrelay.dns import Resolver
+
+    return Resolver([dns_server.address], timeout=1.0, retries=1)  # type: ignore[attr-defined]

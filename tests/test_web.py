@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from coldrelay.dns.dnsbl import BlocklistConfig
 from coldrelay.errors import KnowledgeBase
 from coldrelay.web import create_app
+from coldrelay.web.tools import ToolSettings
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(create_app())
+def client(dns_server) -> TestClient:  # type: ignore[no-untyped-def]
+    """The app with its tools pointed at the loopback DNS server: no test query leaves the machine."""
+    tools = ToolSettings([dns_server.address], timeout=1.0, blocklists=BlocklistConfig().under("blocklist.test"))
+    return TestClient(create_app(tools=tools))
 
 
 def test_home(client: TestClient) -> None:
@@ -139,3 +143,36 @@ def test_api_bounces(client: TestClient) -> None:
     assert data["records"][0]["recipient"] == "kijitora@example.net"
     assert client.post("/api/v1/bounces", content=b"   ").status_code == 422
     assert client.post("/api/v1/bounces", content=b"x" * 10_000_001).status_code == 413
+
+
+def test_domain_check_page_names_the_problems(client: TestClient) -> None:
+    page = client.get("/tools/domain-check", params={"domain": "example.test", "selector": "default"})
+    assert page.status_code == 200
+    assert 'data-grade="' in page.text
+    for code in ("spf.too-many-lookups", "dkim.rsa-short", "dmarc.missing"):
+        assert f'data-code="{code}"' in page.text
+
+
+def test_domain_check_api_shape(client: TestClient) -> None:
+    data = client.get("/api/v1/domain-check", params={"domain": "example.test", "selector": ["default"]}).json()
+    assert set(data) == {"domain", "grade", "sections"}
+    assert list(data["sections"]) == ["mx", "spf", "dkim", "dmarc", "ptr", "mta_sts", "tls_rpt", "bimi", "dnssec", "blocklists"]
+    for section in data["sections"].values():
+        assert section["status"] in {"pass", "warn", "fail", "info"}
+        for finding in section["findings"]:
+            assert set(finding) == {"severity", "code", "message", "fix"}
+    assert client.get("/api/v1/domain-check", params={"domain": "not a domain"}).status_code == 422
+    assert client.get("/api/v1/domain-check", params={"domain": "example.test", "ip": ["999.1.1.1"]}).status_code == 422
+
+
+def test_mx_lookup_page_and_api(client: TestClient) -> None:
+    page = client.get("/tools/mx-lookup", params={"domain": "example.test"})
+    assert page.status_code == 200 and "box.example.test" in page.text
+    data = client.get("/api/v1/mx", params={"domain": "example.test"}).json()
+    assert data["details"]["hosts"] == [{"preference": 10, "host": "box.example.test", "addresses": ["192.0.2.25"]}]
+
+
+def test_blocklist_page_and_api(client: TestClient) -> None:
+    page = client.get("/tools/blocklist", params={"target": "192.0.2.25"})
+    assert page.status_code == 200 and 'data-code="blocklists.clean"' in page.text
+    assert client.get("/api/v1/blocklist", params={"target": ""}).status_code == 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from coldrelay.cli.bounce_cmd import bounce_app
+from coldrelay.cli.dns_cmd import dns_app
 from coldrelay.cli.errors_cmd import errors_app, explain_command
 from coldrelay.cli.serve_cmd import serve_command
 
@@ -19,6 +20,7 @@ app.command("serve")(serve_command)
 app.command("explain")(explain_command)
 app.add_typer(errors_app, name="errors")
 app.add_typer(bounce_app, name="bounce")
+app.add_typer(dns_app, name="dns")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,11 +17,12 @@ from coldrelay.errors import KnowledgeBase, default_knowledge_base
 from coldrelay.web.api import api_router
 from coldrelay.web.pages import pages_router
 from coldrelay.web.rendering import templates
+from coldrelay.web.tools import ToolSettings, tools_api, tools_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(knowledge_base: KnowledgeBase | None = None) -> FastAPI:
+def create_app(knowledge_base: KnowledgeBase | None = None, tools: ToolSettings | None = None) -> FastAPI:
     """Build the app; the knowledge base is loaded now so a broken entry fails at start, not on a request."""
     app = FastAPI(
         title="coldrelay",
@@ -32,9 +33,12 @@ def create_app(knowledge_base: KnowledgeBase | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.knowledge_base = knowledge_base or default_knowledge_base()
+    app.state.tools = tools or ToolSettings()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages_router)
     app.include_router(api_router)
+    app.include_router(tools_router)
+    app.include_router(tools_api)
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(request: Request, exc: StarletteHTTPException) -> HTMLResponse | JSONResponse:

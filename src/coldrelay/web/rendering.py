@@ -14,19 +14,15 @@ from coldrelay.errors import PROVIDER_BY_SLUG, REASON_INFO, WHO_ACTS_MEANING, Re
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
 
 
-_SITE_PATH_CODE = re.compile(r"<code>(/(?:smtp-errors|diagnose)[^<\s]*)</code>")
-_UNSERVED_LINK = re.compile(r'<a href="/tools/[^"]*">(.*?)</a>', re.DOTALL)
-"""Links to site tools that this release does not serve yet (MX lookup, domain check)."""
+_SITE_PATH_CODE = re.compile(r"<code>(/(?:smtp-errors|diagnose|tools)[^<\s]*)</code>")
 
 
 def markdown(text: str) -> Markup:
     """Render an entry's Markdown; raw HTML in entries is escaped, never passed through.
 
-    Articles name our own pages as code (`/smtp-errors/...`); those become links.
-    Links to tools that are not served yet (``/tools/...``) become plain text, never dead links.
+    Articles name our own pages and tools as code (`/tools/mx-lookup?domain=...`); those become links.
     """
-    html = _SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', _markdown.render(text))
-    return Markup(_UNSERVED_LINK.sub(r'<span class="tool-pending" title="arrives with the DNS tools">\1</span>', html))
+    return Markup(_SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', _markdown.render(text)))
 
 
 def provider_name(slug: str | None) -> str:

@@ -8,6 +8,7 @@ from coldrelay.cli.bounce_cmd import bounce_app
 from coldrelay.cli.dns_cmd import dns_app
 from coldrelay.cli.errors_cmd import errors_app, explain_command
 from coldrelay.cli.serve_cmd import serve_command
+from coldrelay.cli.smtp_cmd import smtp_app
 
 app = typer.Typer(
     name="coldrelay",
@@ -21,6 +22,7 @@ app.command("explain")(explain_command)
 app.add_typer(errors_app, name="errors")
 app.add_typer(bounce_app, name="bounce")
 app.add_typer(dns_app, name="dns")
+app.add_typer(smtp_app, name="smtp")
 
 
 if __name__ == "__main__":  # pragma: no cover

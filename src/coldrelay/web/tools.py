@@ -38,12 +38,14 @@ class ToolSettings:
         fetcher: PolicyFetcher | None = None,
         blocklists: BlocklistConfig | None = None,
         allow_private_targets: bool = False,
+        smtp_ports: frozenset[int] | None = None,
     ) -> None:
         self.nameservers = nameservers
         self.timeout = timeout
         self.fetcher = fetcher
         self.blocklists = blocklists
         self.allow_private_targets = allow_private_targets
+        self.smtp_ports = smtp_ports
         """SMTP tests against private or loopback addresses; off on a public site (no probing of internal hosts)."""
 
     def resolver(self) -> Resolver:
@@ -189,3 +191,66 @@ async def blocklist_api(request: Request, target: str) -> dict[str, Any]:
         return await _blocklist(request, target)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+SMTP_PORTS = frozenset({25, 465, 587, 2525})
+"""Ports the public SMTP test connects to: mail ports only, so the page cannot scan other services."""
+
+
+async def _public_target(request: Request, target: str) -> tuple[str, int]:
+    """Refuse targets a public page must not reach: other ports, private and loopback addresses."""
+    from coldrelay.cli.smtp_cmd import split_host_port
+
+    try:
+        host, port = split_host_port(target)
+    except ValueError:
+        raise ValueError(f"'{target}' is not a host or host:port.") from None
+    settings = _settings(request)
+    ports = settings.smtp_ports or SMTP_PORTS
+    if not host or port not in ports:
+        raise ValueError(f"Only mail ports can be tested ({', '.join(map(str, sorted(ports)))}).")
+    if settings.allow_private_targets:
+        return host, port
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        resolver = settings.resolver()
+        found = await resolver.lookup_many([(host, "A"), (host, "AAAA")])
+        addresses = [ipaddress.ip_address(r) for lookup in found for r in lookup.records]
+        if not addresses:
+            raise ValueError(f"{host} has no address.") from None
+    if any(not address.is_global for address in addresses):
+        raise ValueError(f"{host} is a private or local address; this public tool only tests servers on the internet.")
+    return host, port
+
+
+async def _smtp(request: Request, target: str, relay: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    from coldrelay.smtpcheck import probe_smtp, relay_test
+
+    host, port = await _public_target(request, target)
+    probe = await probe_smtp(host, port, timeout=10.0)
+    relay_section = (await relay_test(host, port, timeout=10.0)).section.to_dict() if relay else None
+    return probe.section.to_dict(), relay_section
+
+
+@tools_router.get("/tools/smtp-test", response_class=HTMLResponse)
+async def smtp_page(request: Request, host: str = "", relay: bool = False) -> Response:
+    probe = relay_section = None
+    error = None
+    if host.strip():
+        try:
+            probe, relay_section = await _smtp(request, host, relay)
+        except ValueError as exc:
+            error = str(exc)
+    context = {"host": host, "relay": relay, "probe": probe, "relay_section": relay_section, "error": error}
+    return templates.TemplateResponse(request, "tools_smtp.html", context, status_code=422 if error else 200)
+
+
+@tools_api.get("/smtp-test", summary="Probe an SMTP server")
+async def smtp_api(request: Request, host: str, relay: bool = False) -> dict[str, Any]:
+    """The probe's section (banner, EHLO, STARTTLS, certificate) and, with relay=true, the open-relay test's."""
+    try:
+        probe, relay_section = await _smtp(request, host, relay)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return {"smtp": probe, "relay": relay_section}

@@ -72,9 +72,9 @@ def _summary_theirs(data: dict[str, Any]) -> str:
         valid = section.get("valid")
         error = str(section.get("error", ""))[:60]
         warnings = section.get("warnings") or []
-        parts.append(
-            f"{name}={'ok' if valid else 'fail'}{'(' + error + ')' if error else ''}{'+' + str(len(warnings)) + 'w' if warnings else ''}"
-        )
+        detail = f"({error})" if error else ""
+        warned = f"+{len(warnings)}w" if warnings else ""
+        parts.append(f"{name}={'ok' if valid else 'fail'}{detail}{warned}")
     return " ".join(parts)
 
 

@@ -84,3 +84,16 @@ def test_normalise_domain() -> None:
     assert normalise_domain(" HTTPS://Example.COM/path ") == "example.com"
     assert normalise_domain("user@example.com.") == "example.com"
     assert normalise_domain("bücher.example") == "xn--bcher-kva.example"
+
+
+def test_every_article_a_fix_points_to_exists(kb) -> None:  # type: ignore[no-untyped-def]
+    """Fix texts send people to /smtp-errors/<slug>: each of those articles must exist."""
+    import re
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "src" / "coldrelay"
+    slugs = set()
+    for path in [*source.glob("dns/*.py"), *source.glob("smtpcheck/*.py")]:
+        slugs.update(re.findall(r"/smtp-errors/([a-z0-9-]+[a-z0-9])", path.read_text(encoding="utf-8")))
+    assert slugs, "the checks are expected to link articles"
+    assert sorted(slug for slug in slugs if kb.get(slug) is None) == []

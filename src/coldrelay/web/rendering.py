@@ -25,6 +25,14 @@ def markdown(text: str) -> Markup:
     return Markup(_SITE_PATH_CODE.sub(r'<a href="\1"><code>\1</code></a>', _markdown.render(text)))
 
 
+_BARE_SITE_PATH = re.compile(r"(?<![\w\"'/=>])(/(?:smtp-errors|tools)/[A-Za-z0-9?=&;._%/-]*[A-Za-z0-9])")
+
+
+def fix_text(text: str) -> Markup:
+    """A finding's fix: Markdown, with our own paths ("see /smtp-errors/...") made into links."""
+    return Markup(_BARE_SITE_PATH.sub(r'<a href="\1">\1</a>', str(markdown(text))))
+
+
 def provider_name(slug: str | None) -> str:
     """Human name of a provider slug ('generic' when none)."""
     if slug is None:
@@ -43,4 +51,5 @@ def who_acts_meaning(who: WhoActs | str) -> str:
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["markdown"] = markdown
+templates.env.filters["fix_text"] = fix_text
 templates.env.globals.update(provider_name=provider_name, reason_meaning=reason_meaning, who_acts_meaning=who_acts_meaning)

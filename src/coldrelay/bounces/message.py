@@ -14,7 +14,6 @@ import email.header
 import functools
 import re
 from dataclasses import dataclass, field
-from email.message import Message
 
 from coldrelay.bounces.mime import Part, parse_headers, parse_part
 
@@ -101,11 +100,44 @@ def part_text(part: Part) -> str:
     return text
 
 
+class Headers:
+    """The bounce's own headers, read-only, with the lookups format modules use (like ``email.message``'s)."""
+
+    __slots__ = ("_items", "_lowered")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._lowered = [(name.lower(), value) for name, value in items]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        for key, value in self._lowered:
+            if key == wanted:
+                return value
+        return default
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        wanted = name.lower()
+        found = [value for key, value in self._lowered if key == wanted]
+        return found or default
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def get_content_type(self) -> str:
+        value = self.get("Content-Type") or "text/plain"
+        main = value.split(";", 1)[0].strip().lower()
+        return main if "/" in main else "text/plain"
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+
 @dataclass
 class Bounce:
     """A bounce email reduced to what format modules read."""
 
-    message: Message
+    message: Headers
     subject: str
     sender: str
     """The bounce's own From header (MAILER-DAEMON@..., postmaster@...)."""
@@ -222,11 +254,8 @@ def read_bounce(data: bytes) -> Bounce:
         if split:
             original = body[split.end() :].lstrip("\n")
             body = body[: split.start()]
-    message = Message()
-    for name, value in root.headers:
-        message[name] = value
     return Bounce(
-        message=message,
+        message=Headers(root.headers),
         subject=decode_header(root.get("Subject")),
         sender=decode_header(root.get("From")),
         body=body,

@@ -23,8 +23,8 @@ _HEADER_END = re.compile(rb"\n[ \t]*\n")
 _PARAM = re.compile(r';\s*([A-Za-z0-9*_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
 _HEADER_NAME = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_FIELD_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)[ \t]*:(.*)")
 _BODY_BOUNDARY = re.compile(rb"^--([^\s-][^\s]{5,}?)[ \t]*$", re.MULTILINE)
-_FIELD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]*$")
 
 
 @dataclass
@@ -95,17 +95,16 @@ def parse_headers(head: bytes) -> list[tuple[str, str]]:
     """Header lines into (name, value) pairs, folded lines joined; stray lines are skipped."""
     headers: list[tuple[str, str]] = []
     for line in head.decode("utf-8", errors="surrogateescape").split("\n"):
-        if line[:1] in (" ", "\t") and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+        if not line:
             continue
-        name, colon, value = line.partition(":")
-        if colon and _FIELD_NAME.match(name):
-            headers.append((name.strip(), value.strip()))
-        elif headers and line.strip():
-            # A continuation line that lost its indentation (seen in re-encoded returned messages).
+        field = None if line[0] in " \t" else _FIELD_LINE.match(line)
+        if field is not None:
+            headers.append((field.group(1), field.group(2).strip()))
+        elif headers and not line.isspace():
+            # A folded line, or one that lost its indentation (seen in re-encoded returned messages).
             name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
+            stripped = line.strip()
+            headers[-1] = (name, f"{value} {stripped}" if value else stripped)
     return headers
 
 
@@ -120,27 +119,25 @@ def _content_type(value: str) -> tuple[str, dict[str, str]]:
 
 
 def _split_multipart(body: bytes, boundary: str) -> list[bytes]:
+    """The parts between ``--boundary`` lines, up to ``--boundary--`` (or the end when it is missing)."""
     delimiter = b"--" + boundary.encode("utf-8", errors="surrogateescape")
     chunks: list[bytes] = []
-    current: list[bytes] | None = None
-    for line in body.split(b"\n"):
-        stripped = line.rstrip()
-        if stripped.startswith(delimiter):
-            rest = stripped[len(delimiter) :]
+    start: int | None = None
+    position = 0 if body.startswith(delimiter) else body.find(b"\n" + delimiter)
+    while position >= 0:
+        at = position if position == 0 and body.startswith(delimiter) else position + 1
+        line_end = body.find(b"\n", at)
+        line_end = len(body) if line_end < 0 else line_end
+        rest = body[at + len(delimiter) : line_end].rstrip(b" \t")
+        if rest in (b"", b"--"):  # a delimiter line (a longer boundary that merely starts alike is not)
+            if start is not None:
+                chunks.append(body[start : max(start, at - 1)])
             if rest == b"--":
-                if current is not None:
-                    chunks.append(b"\n".join(current))
-                current = None
-                break
-            if rest == b"":
-                if current is not None:
-                    chunks.append(b"\n".join(current))
-                current = []
-                continue
-        if current is not None:
-            current.append(line)
-    if current is not None:
-        chunks.append(b"\n".join(current))  # no closing boundary: take what is there
+                return chunks  # the closing delimiter: the epilogue after it is not a part
+            start = line_end + 1
+        position = body.find(b"\n" + delimiter, line_end)
+    if start is not None:
+        chunks.append(body[start:])  # no closing boundary: take what is there
     return chunks
 
 

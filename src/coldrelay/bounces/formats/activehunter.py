@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "activehunter"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: its X-AHMAILID header or Active!Hunter boundary: parse() requires one.
+MARKERS = ("x-ahmailid", "active!hunter")
 
 _BOUNDARY = re.compile(r"Active!Hunter", re.IGNORECASE)
 _ERRORS = re.compile(r"^\s*-+\s*The following addresses had permanent fatal errors\s*-+\s*$", re.IGNORECASE | re.MULTILINE)

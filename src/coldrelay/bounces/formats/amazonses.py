@@ -27,6 +27,8 @@ from coldrelay.errors import Reason
 
 NAME = "amazonses"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires the SNS JSON keys or an amazonses.com sender.
+MARKERS = ("notificationtype", "eventtype", "amazonses.com")
 
 _SES_HOST = re.compile(r"amazonses\.com\b", re.IGNORECASE)
 _NOTICES = (

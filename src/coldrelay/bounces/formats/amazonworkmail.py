@@ -13,6 +13,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "amazonworkmail"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires X-Mailer: Amazon WorkMail.
+MARKERS = ("workmail",)
 
 _REPORT = "Technical report:"
 

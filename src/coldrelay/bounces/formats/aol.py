@@ -20,6 +20,8 @@ from coldrelay.errors import Reason
 
 NAME = "aol"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires an @aol.com sender or the X-AOL-IP header.
+MARKERS = ("@aol.com", "x-aol-ip")
 
 _SENDER = re.compile(r"^(?:postmaster|mailer-daemon)@aol\.com$", re.IGNORECASE)
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:")

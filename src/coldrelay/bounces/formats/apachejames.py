@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "apachejames"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: each layout requires its "Message details:" or "Failed recipient(s):" line.
+MARKERS = ("message details:", "failed recipient(s):")
 
 _ERROR = re.compile(r"^\s*Error message(?: below)?:\s*$", re.IGNORECASE | re.MULTILINE)
 _DETAILS = re.compile(r"^\s*Message details:\s*$", re.IGNORECASE | re.MULTILINE)

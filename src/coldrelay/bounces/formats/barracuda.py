@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "barracuda"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the subject or the "(Spam Firewall)" stamp.
+MARKERS = ("message you sent blocked by our", "(spam firewall)")
 
 _SUBJECT = re.compile(r"Message you sent blocked by our (?:bulk )?e-?mail filter", re.IGNORECASE)
 _STAMP = re.compile(r"\(Spam Firewall\)", re.IGNORECASE)

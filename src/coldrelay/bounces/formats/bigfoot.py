@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "bigfoot"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: parse() requires the "(LiteMail v" stamp in a Received line.
+MARKERS = ("(litemail",)
 
 _STAMP = re.compile(r"\(LiteMail v[\d.]+", re.IGNORECASE)
 _SENT = re.compile(r"^\s*>>>\s*(RCPT TO|MAIL FROM|DATA)\b:?\s*(.*)$", re.IGNORECASE)

@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "biglobe"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires a biglobe.ne.jp sender.
+MARKERS = ("biglobe.ne.jp",)
 
 _SENDER = re.compile(r"^(?:postmaster|mailer-daemon)@(?:[\w-]+\.)*biglobe\.ne\.jp$", re.IGNORECASE)
 _ADDRESSES = re.compile(r"^[ \t]*-+ The following addresses had delivery problems -+[ \t]*$", re.IGNORECASE | re.MULTILINE)

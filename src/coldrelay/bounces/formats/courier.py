@@ -23,6 +23,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "courier"
 PRIORITY = 40
+# Skipped by core.py unless a marker occurs: parse() requires Courier's sentence or a <courier.*@ Message-ID.
+MARKERS = ("running the courier mail server, version", "<courier.")
 
 _INTRO = re.compile(r"running the Courier mail server, version", re.IGNORECASE)
 _COURIER_ID = re.compile(r"<courier\.[0-9A-F]+\.[0-9A-F]+@", re.IGNORECASE)

@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "domino"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the "was not delivered to:" line.
+MARKERS = ("was not delivered to:",)
 
 _SUBJECT = re.compile(r"^DELIVERY[ _]FAILURE:", re.IGNORECASE)
 _NOT_DELIVERED = re.compile(r"^\s*was not delivered to:\s*$", re.IGNORECASE | re.MULTILINE)

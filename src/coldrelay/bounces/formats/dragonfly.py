@@ -26,6 +26,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "dragonfly"
 PRIORITY = 40
+# Skipped by core.py unless a marker occurs: parse() requires the "There was an error delivering your mail to <" line.
+MARKERS = ("there was an error delivering your mail to <",)
 
 _INTRO = re.compile(r"^This is the DragonFly Mail Agent\b", re.IGNORECASE | re.MULTILINE)
 _DMA_RECEIVED = re.compile(r"\(DragonFly Mail Agent\b", re.IGNORECASE)

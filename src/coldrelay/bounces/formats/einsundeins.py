@@ -25,6 +25,19 @@ from coldrelay.bounces.record import Finding
 
 NAME = "einsundeins"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires one of the sender's (or the postmaster link's) domains.
+MARKERS = (
+    "@kundenserver.",
+    ".kundenserver.",
+    "@1und1.",
+    ".1und1.",
+    "@1and1.",
+    ".1and1.",
+    "@ionos.",
+    ".ionos.",
+    "@online.",
+    ".online.",
+)
 
 _SENDER = re.compile(r"@(?:[\w-]+\.)*(?:kundenserver|1und1|1and1|ionos|online)\.[a-z.]+$", re.IGNORECASE)
 _BODY = re.compile(r"postmaster\.(?:1and1|1und1|ionos)\.", re.IGNORECASE)

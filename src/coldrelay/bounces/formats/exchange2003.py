@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "exchange2003"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: every _INTRO alternative, which parse() requires, contains this.
+MARKERS = ("the following recipient(s)",)
 
 _HEADER_CLUES = re.compile(r"Internet Mail Service|Microsoft Exchange Server 200[03]|MSEXCH", re.IGNORECASE)
 _INTRO = re.compile(

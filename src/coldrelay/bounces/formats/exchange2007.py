@@ -51,7 +51,7 @@ _DELAYED = re.compile(r"^\s*Delivery is delayed to these recipients|This message
 _DELAY_SUBJECT = re.compile(r"^Delivery delayed:|\(Delay\)", re.IGNORECASE)
 _NOISE = re.compile(r"^(?:_{5,}|-{5,}|\[https?://\S+\])$")
 
-MARKERS = re.compile(
+_NDR_LINES = re.compile(
     r"^\s*(?:Diagnostic information for administrators|Generating server\s*:|Delivery has failed to these recipients"
     r"|Delivery is delayed to these recipients"
     r"|Informazioni di diagnostica per gli amministratori|Diagnoseinformationen f\S+r Administratoren"
@@ -61,12 +61,27 @@ MARKERS = re.compile(
 )
 """Lines only an Exchange 2007+ NDR writes."""
 
+# The NDR header or one of the lines above (each contains one of these literals) is required.
+MARKERS = (
+    "x-ms-exchange-message-is-ndr",
+    "diagnostic information for administrators",
+    "generating server",
+    "delivery has failed to these recipients",
+    "delivery is delayed to these recipients",
+    "informazioni di diagnostica per gli amministratori",
+    "diagnoseinformationen f",
+    "informations de diagnostic pour les administrateurs",
+    "stico para administradores",
+    "##",
+    "returned '",
+)
+
 
 def is_exchange_ndr(bounce: Bounce) -> bool:
     """The report carries Exchange's NDR header or its administrators' section."""
     if bounce.message.get("X-MS-Exchange-Message-Is-Ndr") is not None:
         return True
-    return bool(MARKERS.search(_report_text(bounce.body)))
+    return bool(_NDR_LINES.search(_report_text(bounce.body)))
 
 
 def _report_text(body: str) -> str:

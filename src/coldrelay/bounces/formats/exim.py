@@ -28,6 +28,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "exim"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires Exim's first sentence or subject.
+MARKERS = ("this message was created automatically by", "mail delivery failed", "warning: message")
 
 _INTRO = re.compile(r"^This message was created automatically by (?:mail delivery software|the SMTP relay on )", re.I | re.M)
 _SUBJECT = re.compile(r"Mail delivery failed|^Warning: message \S+ delayed", re.IGNORECASE)

@@ -28,6 +28,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "ezweb"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires an ezweb.ne.jp or au.com sender.
+MARKERS = ("ezweb.ne.jp", "@au.com", ".au.com")
 
 _SENDER = re.compile(r"^(?:postmaster|mailer-daemon)@(?:[\w-]+\.)*(?:ezweb\.ne\.jp|au\.com)$", re.IGNORECASE)
 _CUT = re.compile(r"^-{20,}[ \t]*$", re.MULTILINE)

@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "fml"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: parse() requires an X-MLServer header.
+MARKERS = ("x-mlserver",)
 
 _SERVER = re.compile(r"^fml\b", re.IGNORECASE)
 _REFUSAL = re.compile(

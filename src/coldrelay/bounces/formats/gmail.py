@@ -24,6 +24,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "gmail"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires one of these senders.
+MARKERS = ("mailer-daemon@googlemail.com", "mailer-daemon@google.com", "mailer-daemon@gmail.com")
 
 _SENDER = re.compile(r"^mailer-daemon@(?:googlemail|google|gmail)\.com$", re.IGNORECASE)
 _GROUPS = re.compile(r"groups\.google\.com/support", re.IGNORECASE)

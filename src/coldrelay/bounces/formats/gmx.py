@@ -26,6 +26,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "gmx"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires a GMX/mail.com/WEB.DE sender or the X-GMX-Antispam header.
+MARKERS = ("@gmx.", ".gmx.", "@mail.com", ".mail.com", "@web.de", ".web.de", "x-gmx-antispam")
 
 _SENDER = re.compile(r"@(?:[\w-]+\.)*(?:gmx\.[a-z.]+|mail\.com|web\.de)$", re.IGNORECASE)
 _FAILED = re.compile(r"The\s+following\s+address(?:es|\(es\))?\s+failed:[ \t]*$", re.IGNORECASE | re.MULTILINE)

@@ -18,6 +18,8 @@ from coldrelay.errors import Reason
 
 NAME = "googlegroups"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires the Groups support link.
+MARKERS = ("groups.google.com/support",)
 
 _SENDER = re.compile(r"^mailer-daemon@(?:googlemail|google)\.com$", re.IGNORECASE)
 _SUPPORT = re.compile(r"https?://groups\.google\.com/support/?", re.IGNORECASE)

@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "imailserver"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires X-Mailer: SMTP32 or "Original message follows".
+MARKERS = ("smtp32", "original message follows")
 
 _MAILER = re.compile(r"^<?SMTP32 v[\w.]+>?$", re.IGNORECASE)
 _FOLLOWS = re.compile(r"^\s*Original message follows\.?\s*$", re.IGNORECASE | re.MULTILINE)

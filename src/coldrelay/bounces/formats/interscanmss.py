@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "interscanmss"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: every _CLUES alternative, which parse() requires, contains this.
+MARKERS = ("interscan",)
 
 _CLUES = re.compile(r"InterScan(?:_NT_MIME_Boundary| MSS)|Message from InterScan Messaging Security", re.IGNORECASE)
 _SENT = re.compile(r"^\s*Sent\s*<<<\s*(RCPT TO|MAIL FROM|DATA|HELO|EHLO)\b:?\s*(.*)$", re.IGNORECASE)

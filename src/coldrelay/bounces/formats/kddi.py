@@ -18,6 +18,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "kddi"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires "your mail sent on" in the body.
+MARKERS = ("your mail sent on",)
 
 _SENDER = re.compile(r"@(?:[\w-]+\.)*(?:dion\.ne\.jp|auone-net\.jp|au\.com|kddi\.com)$", re.IGNORECASE)
 _ENTRY = re.compile(

@@ -15,6 +15,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "mailfoundry"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the "(MAILFOUNDRY)" stamp in a Received line.
+MARKERS = ("(mailfoundry)",)
 
 _STAMP = re.compile(r"\(MAILFOUNDRY\)", re.IGNORECASE)
 _UNABLE = re.compile(rf"^\s*Unable to deliver message to:\s*<?({ADDRESS.pattern})>?", re.IGNORECASE | re.MULTILINE)

@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "mailmarshalsmtp"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires this line.
+MARKERS = ("the following recipients were affected:",)
 
 _BECAUSE = re.compile(r"^\s*Could not be delivered because of\s*$", re.IGNORECASE | re.MULTILINE)
 _AFFECTED = re.compile(r"^\s*The following recipients were affected:\s*$", re.IGNORECASE | re.MULTILINE)

@@ -23,6 +23,8 @@ from coldrelay.errors import Reason
 
 NAME = "mailru"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires a Mail.Ru sender domain.
+MARKERS = ("@mail.ru", ".mail.ru", "@inbox.ru", ".inbox.ru", "@list.ru", ".list.ru", "@bk.ru", ".bk.ru")
 
 _SENDER = re.compile(r"^mailer-daemon@(?:[\w-]+\.)*(?:mail|inbox|list|bk)\.ru$", re.IGNORECASE)
 _ENGLISH = re.compile(r"The\s+following\s+address(?:es|\(es\))?\s+failed:[ \t]*$", re.IGNORECASE | re.MULTILINE)

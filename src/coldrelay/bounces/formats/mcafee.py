@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "mcafee"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires an X-NAI-Header header.
+MARKERS = ("x-nai-header",)
 
 _HEADER = re.compile(r"McAfee", re.IGNORECASE)
 _PROBLEMS = re.compile(r"^\s*-+\s*The following addresses had delivery problems\s*-+\s*$", re.IGNORECASE | re.MULTILINE)

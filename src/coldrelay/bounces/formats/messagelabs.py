@@ -17,6 +17,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "messagelabs"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the agent's sentence.
+MARKERS = ("this is the mail delivery agent at symantec email security.cloud", "this is the mail delivery agent at messagelabs")
 
 _AGENT = re.compile(r"This is the mail delivery agent at (?:Symantec Email Security\.cloud|MessageLabs)", re.IGNORECASE)
 _UNABLE = re.compile(r"^\s*I was unable to deliver your message to the following addresses:\s*$", re.IGNORECASE | re.MULTILINE)

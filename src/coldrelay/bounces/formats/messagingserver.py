@@ -19,6 +19,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "messagingserver"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the opening sentence.
+MARKERS = ("message you sent with the following header fields",)
 
 _INTRO = re.compile(r"This report relates to (?:a|your) message you sent with the following header fields", re.IGNORECASE)
 _FIELD = re.compile(r"^\s*(Recipient address|Original address|Reason|Diagnostic code|Remote system)\s*:\s*(.*)$", re.IGNORECASE)

@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "mfilter"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: parse() requires X-Mailer: m-FILTER.
+MARKERS = ("m-filter",)
 
 _MAILER = re.compile(r"^m-FILTER\b", re.IGNORECASE)
 _LISTED = re.compile(r"^.*(?:送信に失敗しました|could not be delivered to the following).*$", re.MULTILINE)

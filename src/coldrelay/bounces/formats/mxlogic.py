@@ -18,6 +18,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "mxlogic"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: parse() requires an MX Logic header, mxl~ Message-ID or mxl_mta stamp.
+MARKERS = ("x-mx-bounce", "x-mxl-notehash", "mxl~", "(mxl_mta-")
 
 _STAMP = re.compile(r"\(mxl_mta-[\w.-]+\)", re.IGNORECASE)
 _FAILED = re.compile(r"following address(?:\(es\)|es)? failed:[ \t]*$", re.IGNORECASE | re.MULTILINE)

@@ -15,6 +15,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "notes"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the "Failure Reasons" ruler.
+MARKERS = ("failure reasons",)
 
 _REASONS = re.compile(r"^-{3,}\s*Failure Reasons\s*-{3,}\s*$", re.IGNORECASE | re.MULTILINE)
 _RETURNED = re.compile(r"^-{3,}\s*Returned Message\s*-{3,}\s*$", re.IGNORECASE | re.MULTILINE)

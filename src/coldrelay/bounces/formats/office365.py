@@ -17,6 +17,24 @@ from coldrelay.bounces.record import Finding
 
 NAME = "office365"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: _is_online, which parse() requires, needs one of its headers or texts.
+MARKERS = (
+    "x-ms-exchange-crosstenant-originalarrivaltime",
+    "x-ms-exchange-crosstenant-fromentityheader",
+    "x-ms-exchange-crosstenant-id",
+    "x-ms-office365-filtering-correlation-id",
+    "x-forefront-prvs",
+    "x-ms-exchange-transport-crosstenantheadersstamped",
+    "x-originatororg",
+    ".prod.outlook.com",
+    ".protection.outlook.com",
+    ".prod.exchangelabs.com",
+    "office 365",
+    "exchange online",
+    "original message details",
+    "error details",
+    "message hops",
+)
 
 _ONLINE_HEADERS = (
     "X-MS-Exchange-CrossTenant-OriginalArrivalTime",

@@ -20,6 +20,8 @@ from coldrelay.errors import Reason
 
 NAME = "opensmtpd"
 PRIORITY = 40
+# Skipped by core.py unless a marker occurs: parse() requires OpenSMTPD's opening sentence.
+MARKERS = ("this is the mailer-daemon, please do not reply to this e",)
 
 _INTRO = re.compile(r"This is the MAILER-DAEMON, please DO NOT REPLY to this e-?mail", re.IGNORECASE)
 _SUBJECT = re.compile(r"^Delivery status notification:\s*(\w+)", re.IGNORECASE)

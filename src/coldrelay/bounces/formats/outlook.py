@@ -18,6 +18,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "outlook"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("this is an automatically generated delivery status notification",)
 
 _GENERATED = re.compile(r"^\s*This is an automatically generated Delivery Status Notification\.?\s*$", re.I | re.M)
 _LIST = re.compile(

@@ -27,6 +27,8 @@ from coldrelay.errors import Reason, explain
 
 NAME = "postfix"
 PRIORITY = 40
+# Skipped by core.py unless a marker occurs: parse() requires an X-Postfix DSN field or the opening sentence.
+MARKERS = ("x-postfix-queue-id:", "x-postfix-sender:", "this is the mail system at host", "this is the postfix program at host")
 
 _INTRO = re.compile(r"^\s*This is the (?:mail system|Postfix program) at host \S+", re.IGNORECASE | re.MULTILINE)
 _POSTFIX_FIELD = re.compile(r"^X-Postfix-(?:Queue-ID|Sender):", re.IGNORECASE | re.MULTILINE)

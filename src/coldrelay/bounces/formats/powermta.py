@@ -15,6 +15,8 @@ from coldrelay.errors import Reason, explain
 
 NAME = "powermta"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires an X-PowerMTA- field in a delivery-status part.
+MARKERS = ("x-powermta-",)
 
 _CATEGORIES: dict[str, Reason] = {
     "bad-domain": Reason.HOSTUNKNOWN,

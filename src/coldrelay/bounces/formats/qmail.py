@@ -25,6 +25,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "qmail"
 PRIORITY = 40
+# Skipped by core.py unless a marker occurs: parse() requires qmail-send's sentence or the "I'm afraid I wasn't" one.
+MARKERS = ("this is the qmail-send program at", "i'm afraid i wasn")
 
 _INTRO = re.compile(r"This is the qmail-send program at", re.IGNORECASE)
 _AFRAID = re.compile(r"I'm afraid I wasn'?t able to deliver your message to the following addresses", re.IGNORECASE)

@@ -18,6 +18,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "receivingses"
 PRIORITY = 18
+# Skipped by core.py unless a marker occurs: parse() requires an inbound-smtp.*.amazonaws.com Reporting-MTA.
+MARKERS = ("inbound-smtp.",)
 
 _INBOUND = re.compile(r"^inbound-smtp\.[a-z0-9-]+\.amazonaws\.com$", re.IGNORECASE)
 

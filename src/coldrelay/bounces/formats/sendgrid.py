@@ -19,6 +19,8 @@ from coldrelay.errors import Reason
 
 NAME = "sendgrid"
 PRIORITY = 25
+# Skipped by core.py unless a marker occurs: parse() requires SendGrid's signature or an X-SendGrid-QueueID field.
+MARKERS = ("automatically generated message from sendgrid", "x-sendgrid-queueid")
 
 _SIGNATURE = "automatically generated message from SendGrid"
 _LINE = re.compile(

@@ -25,6 +25,8 @@ from coldrelay.errors import Reason
 
 NAME = "sendmail"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires the list heading: each kind followed by " errors".
+MARKERS = ("permanent fatal errors", "transient non-fatal errors", "permanent delivery errors", "permanent errors")
 
 _LIST_HEADER = re.compile(
     r"^[ \t]*-+[ \t]*The following addresses? had (permanent fatal|transient non-fatal|permanent delivery|permanent)"

@@ -16,6 +16,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "surfcontrol"
 PRIORITY = 30
+# Skipped by core.py unless a marker occurs: parse() requires X-Mailer: SurfControl.
+MARKERS = ("surfcontrol",)
 
 _MAILER = re.compile(r"SurfControl", re.IGNORECASE)
 _TRANSCRIPT = re.compile(r"A transcript of the attempts to send the message follows", re.IGNORECASE)

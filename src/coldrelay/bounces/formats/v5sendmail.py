@@ -21,6 +21,8 @@ from coldrelay.errors import Reason
 
 NAME = "v5sendmail"
 PRIORITY = 31
+# Skipped by core.py unless a marker occurs: parse() requires the transcript heading.
+MARKERS = ("transcript of session follows",)
 
 _TRANSCRIPT = re.compile(r"^[ \t]*-+[ \t]*Transcript of session follows[ \t]*-+[ \t]*$", re.IGNORECASE | re.MULTILINE)
 _UNSENT = re.compile(r"^[ \t]*-+[ \t]*(?:Unsent|Original|Returned) message follows[ \t]*-+[ \t]*$", re.I | re.M)

@@ -21,6 +21,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "verizon"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires a vzwpix.com, vtext.com or vzw.com sender.
+MARKERS = ("vzwpix.com", "vtext.com", "vzw.com")
 
 _SENDER = re.compile(r"@(?:[\w-]+\.)*(?:vzwpix|vtext|vzw)\.com$", re.IGNORECASE)
 _ERROR = re.compile(r"^[ \t]*Error:[ \t]*(.+)$", re.IGNORECASE | re.MULTILINE)

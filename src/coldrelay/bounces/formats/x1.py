@@ -20,6 +20,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "x1"
 PRIORITY = 35
+# Skipped by core.py unless a marker occurs: parse() requires this heading.
+MARKERS = ("the following addresses had delivery errors",)
 
 _HEADING = re.compile(r"^-{2,}\s*The following addresses had delivery errors\s*-{2,}[ \t]*$", re.I | re.M)
 _ENTRY = re.compile(r"^<?([^\s<>\[\]]+@[^\s<>\[\]]+?)>?\s+\[(.*)\]\s*$")

@@ -25,6 +25,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "x2"
 PRIORITY = 35
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("unable to deliver message to the following address",)
 
 _INTRO = re.compile(
     r"^Message from\s+\S+?\.?\s*\nUnable to deliver message to the following address(?:\(es\)|es)?\.", re.I | re.M

@@ -27,6 +27,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "x3"
 PRIORITY = 35
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("this is an automatically generated delivery status notification",)
 
 _INTRO = re.compile(r"^\s*This is an automatically generated Delivery Status Notification\.?\s*$", re.I | re.M)
 _LIST = re.compile(r"^\s*Del[ie]very to the following recipients? (failed permanently|was aborted|.*?)\s*:\s*$", re.I | re.M)

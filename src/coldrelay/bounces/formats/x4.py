@@ -21,6 +21,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "x4"
 PRIORITY = 35
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("your mail message to the following address",)
 
 _INTRO = re.compile(
     r"^Your mail message to the following address(?:\(es\)|es)? could not\s+be\s+delivered\.\s+This\s+is\s+a\s+"

@@ -19,6 +19,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "x6"
 PRIORITY = 35
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("we had trouble delivering your message. full details follow:",)
 
 _INTRO = re.compile(r"^We had trouble delivering your message\. Full details follow:", re.IGNORECASE | re.MULTILINE)
 _FAILURE = re.compile(

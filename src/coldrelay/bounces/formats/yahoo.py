@@ -21,6 +21,8 @@ from coldrelay.bounces.record import Finding
 
 NAME = "yahoo"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires this sentence.
+MARKERS = ("we were unable to deliver your message to the following address",)
 
 _INTRO = re.compile(r"^Sorry,? we were unable to deliver your message to the following address(?:es)?\.?[ \t]*$", re.I | re.M)
 _BLOCK = re.compile(r"^[ \t]*<([^<>\s]+@[^<>\s]+)>:[ \t]*(.*?)(?=^[ \t]*<[^<>\s]+@[^<>\s]+>:|\Z)", re.M | re.S)

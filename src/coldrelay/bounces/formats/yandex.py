@@ -20,6 +20,8 @@ from coldrelay.errors import Reason
 
 NAME = "yandex"
 PRIORITY = 20
+# Skipped by core.py unless a marker occurs: parse() requires a Yandex sender or the X-Yandex-Forward header.
+MARKERS = ("yandex.", "x-yandex-forward")
 
 _SENDER = re.compile(r"^mailer-daemon@(?:[\w-]+\.)*yandex\.[a-z.]+$", re.IGNORECASE)
 _PARAGRAPH = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:(.*?)(?=^<[^<>\s]+@[^<>\s]+>:|\n[ \t]*\n|\Z)", re.MULTILINE | re.DOTALL)

@@ -21,6 +21,8 @@ from coldrelay.errors import Reason
 
 NAME = "zoho"
 PRIORITY = 15
+# Skipped by core.py unless a marker occurs: parse() requires ERROR_CODE in the body.
+MARKERS = ("error_code",)
 
 _ENTRY = re.compile(
     r"(?P<rcpt>[^\s,]+@[^\s,]+)\s+(?P<label>[^,\n]*?),\s*ERROR_CODE\s*:\s*(?P<code>[^,]*?),\s*ERROR_CODE\s*:\s*(?P<text>.*?)"

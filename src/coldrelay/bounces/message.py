@@ -82,6 +82,12 @@ def decode_header(value: str | None) -> str:
     """A header value with its encoded words (``=?ISO-2022-JP?B?...?=``) decoded."""
     if not value:
         return ""
+    if "=?" not in value:  # no encoded words: only raw 8-bit bytes may need a charset guess
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = decode_bytes(value.encode("utf-8", errors="surrogateescape"))
+        return " ".join(value.split())
     try:
         parts = email.header.decode_header(str(value))
     except (ValueError, LookupError, email.errors.HeaderParseError):

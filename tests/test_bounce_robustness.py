@@ -76,3 +76,30 @@ def test_a_plain_message_is_not_a_bounce() -> None:
 
 def test_empty_input() -> None:
     assert parse(b"") == []
+
+
+NOT_BOUNCES = [
+    b"From: Shop <noreply@shop.example>\nTo: ann@example.org\nSubject: Warning: your cart expires today\n"
+    b"Date: Mon, 1 Jan 2024 00:00:00 +0000\n\nHi Ann, the items in your cart are waiting for you.\n",
+    b"From: Billing <no-reply@billing.example>\nTo: bob@example.org\nSubject: Error in your last invoice\n\n"
+    b"Dear Bob,\n\nwe found an error in invoice 1234 and will send a corrected copy to accounts@example.org.\n",
+    b"From: Carol <carol@example.com>\nTo: dan@example.org\nSubject: Re: rejected proposal\n\n"
+    b"Dan, the board rejected it; let's talk to legal@example.com tomorrow.\n",
+    b"From: Newsletter <news@example.com>\nTo: eve@example.org\nSubject: This week\nContent-Type: multipart/alternative;"
+    b' boundary="b1"\n\n--b1\nContent-Type: text/plain\n\nNews for eve@example.org.\n--b1\nContent-Type: text/html\n\n'
+    b"<p>News</p>\n--b1--\n",
+]
+
+
+@pytest.mark.parametrize("message", NOT_BOUNCES, ids=["cart", "invoice", "human-reply", "newsletter"])
+def test_ordinary_mail_gives_no_records(message: bytes) -> None:
+    assert parse(message) == []
+
+
+def test_out_of_office_is_a_vacation_record() -> None:
+    message = (
+        b"From: Frank <frank@example.org>\nTo: sender@example.com\nSubject: Out of Office: quarterly plan\n"
+        b"Auto-Submitted: auto-replied\n\nI am away until Monday.\n"
+    )
+    records = parse(message)
+    assert [(r.recipient, r.reason.value) for r in records] == [("frank@example.org", "vacation")]

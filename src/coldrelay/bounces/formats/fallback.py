@@ -22,13 +22,28 @@ _BOUNCE_SUBJECT = re.compile(
     r"non[- ]?delivery|could not be delivered|rejected|bounce|nicht zustellbar|unzustellbar|error|warning",
     re.IGNORECASE,
 )
-_SYSTEM_LOCAL = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|double-bounce|noreply|no-reply)@", re.I)
+_SYSTEM_LOCAL = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|double-bounce)@", re.I)
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+_REPLY_SUBJECT = re.compile(r"\s*(?:re|fwd?|aw|wg|sv|tr|antw)\s*:", re.IGNORECASE)
+"""A person replying or forwarding ("Re: rejected proposal"): the subject words are theirs, not a mail system's."""
+
+
+_DELIVERY_EVIDENCE = re.compile(
+    r"(?<![\d.])[45]\d\d[ -]|(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d.])|undeliver|not (?:be )?delivered|delivery (?:to|has)"
+    r"|could not deliver|unable to deliver|permanent(?:ly)? (?:error|fail)|user unknown|unknown user|no such user"
+    r"|mailbox|recipient|address(?:ee)? (?:rejected|unknown)|rejected|returned|failed|giving up|nicht zustellbar"
+    r"|配信|送信に失敗|не может быть доставлено",
+    re.IGNORECASE,
+)
+"""Words and codes every real failure notice carries somewhere; a newsletter with 'Warning' in its subject does not."""
 
 
 def _is_bounce(bounce: Bounce) -> bool:
+    """A notice from a mail system, or about a delivery, that also talks about delivering mail."""
     sender = clean_address(bounce.sender)
-    return bool(_BOUNCE_SUBJECT.search(bounce.subject)) or bool(_SYSTEM_LOCAL.match(sender or ""))
+    subject_says_so = bool(_BOUNCE_SUBJECT.search(bounce.subject)) and not _REPLY_SUBJECT.match(bounce.subject)
+    looks_like_one = subject_says_so or bool(_SYSTEM_LOCAL.match(sender or ""))
+    return looks_like_one and bool(_DELIVERY_EVIDENCE.search(bounce.body))
 
 
 def parse(bounce: Bounce) -> list[Finding] | None:

@@ -7,108 +7,22 @@ import asyncio
 import json
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
 from cryptography import x509
 
 from coldrelay.dns.report import SectionStatus
 from coldrelay.smtpcheck import FailureKind, ProbeResult, host_matches, probe_smtp
 from coldrelay.smtpcheck.wire import SMTPReply, parse_extensions
+from scripted_smtp import CLOSE, SILENT, Action, ScriptedServer, free_port, smtpd
 
 # --- servers ------------------------------------------------------------------------------------------------
-
-CLOSE = "close"
-SILENT = "silent"
-Step = bytes | str
-Action = Step | tuple[Step, ...]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def smtpd(handler: object | None = None, **kwargs: Any) -> Iterator[int]:
-    """A real aiosmtpd server on 127.0.0.1; yields its port."""
-    port = _free_port()
-    kwargs.setdefault("server_hostname", "mx.plain.test")
-    controller = Controller(handler or object(), hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
-
-
-class ScriptedServer:
-    """A fake SMTP peer on 127.0.0.1 answering from a script (verb -> bytes, CLOSE, SILENT, or a tuple of those)."""
-
-    def __init__(self, banner: Action, replies: Mapping[str, Action] | None = None) -> None:
-        self.banner = banner
-        self.replies = {"QUIT": b"221 2.0.0 bye\r\n", **(replies or {})}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        started = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop)
-        self._server = started.result(5)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def shutdown() -> None:
-            assert self._server is not None
-            self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            if not await self._act(self.banner, reader, writer):
-                return
-            while line := await reader.readline():
-                verb = line.split(b" ", 1)[0].strip().upper().decode()
-                action = self.replies.get(verb, b"502 5.5.2 command not recognised\r\n")
-                if not await self._act(action, reader, writer) or verb == "QUIT":
-                    return
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    @staticmethod
-    async def _act(action: Action, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        for step in action if isinstance(action, tuple) else (action,):
-            if step == CLOSE:
-                return False
-            if step == SILENT:
-                await reader.read()  # until the client gives up
-                return False
-            assert isinstance(step, bytes)
-            writer.write(step)
-            await writer.drain()
-        return True
 
 
 class Extensions:
@@ -407,7 +321,7 @@ def test_tls_handshake_failure() -> None:
 
 
 def test_connection_refused() -> None:
-    result = probe(_free_port())
+    result = probe(free_port())
     assert result.section.codes() == ["smtp.connect-refused"]
     assert not result.connected and result.failure is not None and result.failure.kind is FailureKind.REFUSED
     assert result.banner is None and result.timings.connect_ms is None and result.timings.total_ms is not None

@@ -6,110 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
 
 from coldrelay.dns.report import SectionStatus, Severity
 from coldrelay.smtpcheck import RELAY_TRICKS, RelayOutcome, RelayTestResult, relay_test
+from scripted_smtp import CLOSE, SILENT, Action, ScriptedServer, free_port, smtpd
 
 TRICKS = [trick.name for trick in RELAY_TRICKS]
 
 # --- servers ------------------------------------------------------------------------------------------------
-
-CLOSE = "close"
-SILENT = "silent"
-Step = bytes | str
-Action = Step | tuple[Step, ...]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def smtpd(handler: object | None = None, **kwargs: Any) -> Iterator[int]:
-    """A real aiosmtpd server on 127.0.0.1; yields its port."""
-    port = _free_port()
-    controller = Controller(handler or object(), hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
-
-
-class ScriptedServer:
-    """A fake SMTP peer on 127.0.0.1: ``respond(command line)`` gives bytes to send, CLOSE, SILENT or a tuple of those."""
-
-    def __init__(self, banner: Action, respond: Callable[[str], Action]) -> None:
-        self.banner = banner
-        self.respond = respond
-        self.port = 0
-        self.connections = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        started = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop)
-        self._server = started.result(5)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def shutdown() -> None:
-            assert self._server is not None
-            self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            if not await self._act(self.banner, reader, writer):
-                return
-            while line := await reader.readline():
-                text = line.decode().rstrip("\r\n")
-                if text.upper() == "QUIT":
-                    writer.write(b"221 2.0.0 Bye\r\n")
-                    return
-                if not await self._act(self.respond(text), reader, writer):
-                    return
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    @staticmethod
-    async def _act(action: Action, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        for step in action if isinstance(action, tuple) else (action,):
-            if step == CLOSE:
-                return False
-            if step == SILENT:
-                await reader.read()
-                return False
-            assert isinstance(step, bytes)
-            writer.write(step)
-            await writer.drain()
-        return True
 
 
 def conversation(
@@ -450,7 +360,7 @@ def test_broken_tls_falls_back_to_plain_text() -> None:
 
 
 def test_connection_refused_means_not_tested() -> None:
-    result = run(_free_port())
+    result = run(free_port())
     assert result.section.codes() == ["relay.not-tested"]
     assert result.section.findings[0].severity is Severity.WARNING
     assert result.outcomes() == {t: "not-tried" for t in TRICKS}

@@ -19,6 +19,8 @@ from pathlib import Path
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
+from coldrelay.dns import Lookup, LookupStatus, Resolver
+
 ZONES = Path(__file__).parent / "zones"
 
 
@@ -121,3 +123,22 @@ def serve_forever() -> None:  # pragma: no cover - a manual helper: python tests
 
 if __name__ == "__main__":  # pragma: no cover
     serve_forever()
+
+
+class FailingResolver(Resolver):
+    """The real resolver on the loopback server, except for chosen questions.
+
+    The test server cannot fail one record type of a name while answering the
+    others, so a test names the (name, type) pairs to fail and the status to
+    report; every other question goes to the real server.
+    """
+
+    def __init__(self, address: str, fail: set[tuple[str, str]], status: LookupStatus = LookupStatus.SERVFAIL) -> None:
+        super().__init__([address], timeout=1.0, retries=0)
+        self.fail = fail
+        self.status = status
+
+    async def lookup(self, name: str, rdtype: str) -> Lookup:
+        if (name, rdtype) in self.fail:
+            return Lookup(name, rdtype, self.status, error="injected by the test")
+        return await super().lookup(name, rdtype)

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import trustme
 
-from coldrelay.dns import Lookup, LookupStatus, Resolver, Section, SectionStatus, Severity
+from coldrelay.dns import LookupStatus, Resolver, Section, SectionStatus, Severity
 from coldrelay.dns.bimi import check_bimi, enforces, https_url_problem, organizational_domain, parse_bimi_record, tiny_ps_problems
 from coldrelay.dns.mtasts import PolicyFetcher
+from dns_server import FailingResolver
 
 GOOD_SVG = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -248,21 +249,8 @@ def test_organisational_domain_not_enforcing(resolver: Resolver, fetcher: Policy
     assert severity(section, "bimi.dmarc-org-not-enforced") is Severity.WARNING
 
 
-class _FailingResolver(Resolver):
-    """The real resolver, except for questions the test makes fail (the server cannot fail one name only)."""
-
-    def __init__(self, address: str, fail: set[tuple[str, str]]) -> None:
-        super().__init__([address], timeout=1.0, retries=0)
-        self.fail = fail
-
-    async def lookup(self, name: str, rdtype: str) -> Lookup:
-        if (name, rdtype) in self.fail:
-            return Lookup(name, rdtype, LookupStatus.TIMEOUT, error="injected by the test")
-        return await super().lookup(name, rdtype)
-
-
 def test_dmarc_lookup_failure(dns_server: Any, fetcher: PolicyFetcher) -> None:
-    failing = _FailingResolver(dns_server.address, {("_dmarc.good.bimi.test", "TXT")})
+    failing = FailingResolver(dns_server.address, {("_dmarc.good.bimi.test", "TXT")}, LookupStatus.TIMEOUT)
     section = asyncio.run(check_bimi(failing, "good.bimi.test", fetcher=fetcher))
     assert section.codes() == ["bimi.valid", "bimi.dmarc-lookup-failed"]
     assert severity(section, "bimi.dmarc-lookup-failed") is Severity.WARNING

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from coldrelay.dns import Lookup, LookupStatus, Resolver, Section, SectionStatus, Severity
+from coldrelay.dns import Lookup, Resolver, Section, SectionStatus, Severity
 from coldrelay.dns.dnssec import check_dnssec, ds_matches
+from dns_server import FailingResolver
 
 
 def check(resolver: Resolver, domain: str) -> Section:
@@ -114,19 +115,8 @@ def test_lookup_failure(resolver: Resolver) -> None:
     assert severity(section, "dnssec.lookup-failed") is Severity.WARNING
 
 
-class _FailingResolver(Resolver):
-    def __init__(self, address: str, fail: set[tuple[str, str]]) -> None:
-        super().__init__([address], timeout=1.0, retries=0)
-        self.fail = fail
-
-    async def lookup(self, name: str, rdtype: str) -> Lookup:
-        if (name, rdtype) in self.fail:
-            return Lookup(name, rdtype, LookupStatus.SERVFAIL, error="injected by the test")
-        return await super().lookup(name, rdtype)
-
-
 def test_ds_lookup_failure(dns_server: Any) -> None:
-    failing = _FailingResolver(dns_server.address, {("good.dnssec.test", "DS")})
+    failing = FailingResolver(dns_server.address, {("good.dnssec.test", "DS")})
     section = check(failing, "good.dnssec.test")
     assert section.codes() == ["dnssec.lookup-failed"]
     assert "DS" in section.findings[0].message

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trustme
 
-from coldrelay.dns import Lookup, LookupStatus, Resolver, Section, SectionStatus, Severity
+from coldrelay.dns import Resolver, Section, SectionStatus, Severity
 from coldrelay.dns.mtasts import (
     FetchStatus,
     PolicyFetcher,
@@ -27,6 +27,7 @@ from coldrelay.dns.mtasts import (
     parse_sts_record,
     valid_mx_pattern,
 )
+from dns_server import FailingResolver
 
 
 def policy(mode: str, *mx: str, max_age: str = "604800", version: str = "STSv1", newline: str = "\n") -> bytes:
@@ -240,21 +241,8 @@ def test_no_mx_to_compare(resolver: Resolver, fetcher: PolicyFetcher) -> None:
     assert section.details["mx_hosts"] == []
 
 
-class _FailingResolver(Resolver):
-    """The real resolver, except for questions the test wants to fail (the server cannot fail one type only)."""
-
-    def __init__(self, address: str, fail: set[tuple[str, str]]) -> None:
-        super().__init__([address], timeout=1.0, retries=0)
-        self.fail = fail
-
-    async def lookup(self, name: str, rdtype: str) -> Lookup:
-        if (name, rdtype) in self.fail:
-            return Lookup(name, rdtype, LookupStatus.SERVFAIL, error="injected by the test")
-        return await super().lookup(name, rdtype)
-
-
 def test_mx_lookup_failure_is_reported(dns_server: Any, fetcher: PolicyFetcher) -> None:
-    failing = _FailingResolver(dns_server.address, {("mxfail.mtasts.test", "MX")})
+    failing = FailingResolver(dns_server.address, {("mxfail.mtasts.test", "MX")})
     section = check(failing, "mxfail.mtasts.test", fetcher)
     assert section.codes() == ["mta_sts.mx-lookup-failed"]
     assert severity(section, "mta_sts.mx-lookup-failed") is Severity.WARNING

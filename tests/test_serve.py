@@ -1,14 +1,18 @@
-"""`coldrelay serve`, the README's main job, started as a real process."""
+"""`coldrelay serve`, the README's main job, started as a real process: the web app and the MX."""
 
 from __future__ import annotations
 
 import os
+import smtplib
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 COLDRELAY = Path(sys.executable).with_name("coldrelay")
 
@@ -19,10 +23,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_prints_its_address_and_serves_the_reference() -> None:
-    port = _free_port()
+def _data_dir(tmp_path: Path, web: int, mx: int) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "coldrelay.toml").write_text(
+        f'hostname = "box.hosted.test"\n[web]\nlisten = "127.0.0.1:{web}"\n[smtp]\nmx_listen = "127.0.0.1:{mx}"\n',
+        encoding="utf-8",
+    )
+    return data
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(COLDRELAY), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
+    web, mx = _free_port(), _free_port()
+    data = _data_dir(tmp_path, web, mx)
+    assert _run("--data-dir", str(data), "domain", "add", "hosted.test").returncode == 0
+    added = _run("--data-dir", str(data), "mailbox", "add", "anna@hosted.test", "--password", "long enough secret")
+    assert added.returncode == 0, added.stderr
     process = subprocess.Popen(
-        [str(COLDRELAY), "serve", "--port", str(port)],
+        [str(COLDRELAY), "--data-dir", str(data), "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -30,30 +53,51 @@ def test_serve_prints_its_address_and_serves_the_reference() -> None:
     )
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in banner
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/smtp-errors", timeout=2) as response:
-                    assert response.status == 200
-                    assert "SMTP error reference" in response.read().decode()
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        banner = process.stdout.readline() + process.stdout.readline()
+        assert f"http://127.0.0.1:{web}" in banner and f"127.0.0.1:{mx}" in banner, banner
+        _wait_for(f"http://127.0.0.1:{web}/smtp-errors")
+        yield data, web, mx
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def test_serve_on_a_busy_port_says_so() -> None:
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                assert response.status == 200
+                assert "SMTP error reference" in response.read().decode()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_mx_refuses_relay_and_delivers_to_the_hosted_mailbox(served: tuple[Path, int, int]) -> None:
+    data, _web, mx = served
+    with smtplib.SMTP("127.0.0.1", mx, timeout=10) as client:
+        client.ehlo("client.example.org")
+        client.mail("someone@example.org")
+        assert client.rcpt("someone@elsewhere.example")[:1] == (550,)
+        code, text = client.rcpt("someone@elsewhere.example")
+        assert (code, b"5.7.1" in text, b"Unable to relay" in text) == (550, True, True)
+        assert client.rcpt("nobody@hosted.test")[0] == 550
+        assert client.rcpt("anna@hosted.test")[0] == 250
+        assert client.data(b"From: someone@example.org\r\nSubject: hello\r\n\r\nHi Anna\r\n")[0] == 250
+    delivered = list(data.rglob("Maildir/new/*"))
+    assert len(delivered) == 1 and b"Hi Anna" in delivered[0].read_bytes()
+
+
+def test_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([str(COLDRELAY), "serve", "--port", str(port)], capture_output=True, text=True, timeout=30)
+        data = _data_dir(tmp_path, port, _free_port())
+        result = _run("--data-dir", str(data), "serve")
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

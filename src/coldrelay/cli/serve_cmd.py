@@ -1,7 +1,7 @@
-"""``coldrelay serve``: the web app and the MX listener in one process.
+"""``coldrelay serve``: the web app, the MX and the submission listeners in one process.
 
-Submission (587/465) and the delivery workers join in later releases; until
-then serve says so instead of pretending.
+Outbound delivery (the relay workers) joins in a later release; until then serve says so
+instead of pretending, and submitted mail waits in the queue.
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from coldrelay.cli.context import AppContext
-    from coldrelay.mta.edge import MXServer
+    from coldrelay.dns import Resolver
+    from coldrelay.mta.edge import MXServer, SubmissionServer
+    from coldrelay.mta.queue import MailQueue
 
 console = Console()
 
@@ -39,8 +43,20 @@ def serve_command(
     host: Annotated[str | None, typer.Option(help="Address the web app listens on (default: [web] listen).")] = None,
     port: Annotated[int | None, typer.Option(help="Port of the web app (default: [web] listen).")] = None,
     mx: Annotated[bool, typer.Option("--mx/--no-mx", help="Run the MX listener for hosted mailboxes.")] = True,
+    submission: Annotated[
+        bool,
+        typer.Option("--submission/--no-submission", help="Run the submission listeners (STARTTLS and implicit TLS)."),
+    ] = True,
+    nameserver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nameserver",
+            help="Nameserver (IP or IP:PORT, repeatable) for the inbound SPF/DKIM/DMARC checks and the tools; "
+            "default: the system's.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the SMTP error reference, the tools, the JSON API and the MX for hosted mailboxes."""
+    """Serve the SMTP error reference, the tools, the JSON API, the MX and submission for hosted mailboxes."""
     import uvicorn
 
     from coldrelay.errors import default_knowledge_base
@@ -57,38 +73,117 @@ def serve_command(
     web_host = host or settings.web.listen.host
     web_port = port if port is not None else settings.web.listen.port
     _check_free(web_host, web_port, "web app")
-    mx_host, mx_port = settings.smtp.mx_listen.host, settings.smtp.mx_listen.port
+    mx_listen = settings.smtp.mx_listen
+    starttls_listen, implicit_listen = settings.smtp.submission_listen, settings.smtp.submissions_listen
     if mx:
-        _check_free(mx_host, mx_port, "MX listener")
+        _check_free(mx_listen.host, mx_listen.port, "MX listener")
+    if submission:
+        _check_free(starttls_listen.host, starttls_listen.port, "submission listener (STARTTLS)")
+        _check_free(implicit_listen.host, implicit_listen.port, "submission listener (implicit TLS)")
 
     async def run() -> None:
-        server = uvicorn.Server(uvicorn.Config(create_app(), host=web_host, port=web_port, log_level="warning"))
-        listener = await _start_mx(context, mx_host, mx_port) if mx else None
-        console.print(f"coldrelay web app on [bold]http://{_shown(web_host, web_port)}[/bold] ({len(kb)} error articles).")
-        if listener is not None:
-            console.print(f"MX for hosted mailboxes on [bold]{_shown(mx_host, mx_port)}[/bold] (data in {context.data_dir}).")
-        console.print("Submission and outbound delivery are not part of this release yet. Ctrl-C stops it.")
+        from coldrelay.config import ensure_data_dir
+        from coldrelay.db import create_engine, upgrade_database
+        from coldrelay.dns import Resolver
+        from coldrelay.mta.queue import MailQueue
+        from coldrelay.web.tools import ToolSettings
+
         try:
+            resolver = Resolver(nameserver or None)
+        except ValueError as exc:
+            console.print(f"[red]Bad --nameserver:[/red] {exc}")
+            raise typer.Exit(2) from None
+        app = create_app(tools=ToolSettings(nameserver or None))
+        server = uvicorn.Server(uvicorn.Config(app, host=web_host, port=web_port, log_level="warning"))
+        engine: Engine | None = None
+        queue: MailQueue | None = None
+        listeners: list[MXServer | SubmissionServer] = []
+        try:
+            if mx or submission:
+                ensure_data_dir(context.data_dir)
+                engine = create_engine(settings.database_url)
+                await asyncio.to_thread(upgrade_database, engine)
+                queue = MailQueue(engine, context.data_dir / "spool")
+                await queue.recover()  # spool files of enqueues that crashed before their commit
+            console.print(f"coldrelay web app on [bold]http://{_shown(web_host, web_port)}[/bold] ({len(kb)} error articles).")
+            if mx and engine is not None and queue is not None:
+                listeners.append(await _start_mx(context, engine, queue, resolver, mx_listen.host, mx_listen.port))
+                console.print(f"MX for hosted mailboxes on [bold]{mx_listen}[/bold] (data in {context.data_dir}).")
+            if submission and engine is not None and queue is not None:
+                listeners.extend(await _start_submission(context, engine, queue))
+                console.print(
+                    f"Submission on [bold]{starttls_listen}[/bold] (STARTTLS) and [bold]{implicit_listen}[/bold] "
+                    "(implicit TLS), AUTH required."
+                )
+            console.print(
+                "Outbound delivery is not part of this release yet: submitted mail waits in the queue. Ctrl-C stops it."
+            )
             await server.serve()
         finally:
-            if listener is not None:
+            for listener in listeners:
                 await listener.stop()
+            if queue is not None:
+                await queue.close()
+            if engine is not None:
+                engine.dispose()
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how one stops it
         asyncio.run(run())
 
 
-async def _start_mx(context: AppContext, host: str, port: int) -> MXServer:
-    """Bring the database up to date and listen for inbound mail, stored in each mailbox's Maildir."""
-    from coldrelay.config import ensure_data_dir
-    from coldrelay.db import create_engine, session_factory, upgrade_database
+async def _start_mx(context: AppContext, engine: Engine, queue: MailQueue, resolver: Resolver, host: str, port: int) -> MXServer:
+    """Listen for inbound mail: SPF/DKIM/DMARC recorded in Authentication-Results, bounces linked to
+    the queued message they answer, then stored in each mailbox's Maildir."""
+    from coldrelay.db import session_factory
+    from coldrelay.mta.checks import AuthenticationStep, BounceStep, QueueHeaderLocator
+    from coldrelay.mta.checks.pipeline import PipelineStep
     from coldrelay.mta.edge import DatabaseDirectory, MXLimits, start_mx
     from coldrelay.mta.store import MaildirStore
 
     settings = context.settings()
-    ensure_data_dir(context.data_dir)
-    engine = create_engine(settings.database_url)
-    await asyncio.to_thread(upgrade_database, engine)
     directory = DatabaseDirectory(session_factory(engine))
     store = MaildirStore(context.data_dir)
-    return await start_mx(host, port, directory, store, MXLimits.from_settings(settings.limits), hostname=settings.hostname)
+    pipeline: list[PipelineStep] = [
+        AuthenticationStep(resolver, settings.hostname),
+        BounceStep(engine, QueueHeaderLocator(queue)),
+    ]
+    limits = MXLimits.from_settings(settings.limits)
+    return await start_mx(host, port, directory, store, limits, hostname=settings.hostname, pipeline=pipeline)
+
+
+async def _start_submission(context: AppContext, engine: Engine, queue: MailQueue) -> list[SubmissionServer]:
+    """Both submission listeners over one queue (``<data-dir>/spool``), one signer and shared AUTH throttling."""
+    from coldrelay.db import session_factory
+    from coldrelay.mta.dkim import DkimSigner
+    from coldrelay.mta.edge import DatabaseAccounts, SubmissionGuards, SubmissionLimits, start_submission
+    from coldrelay.mta.tls import ensure_certificate
+
+    settings = context.settings()
+    tls_context = await asyncio.to_thread(
+        ensure_certificate, context.data_dir, settings.hostname, settings.smtp.tls_cert, settings.smtp.tls_key
+    )
+    sessions = session_factory(engine)
+    limits = SubmissionLimits.from_settings(settings.limits)
+    accounts, signer, guards = DatabaseAccounts(sessions), DkimSigner(sessions), SubmissionGuards(limits)
+    servers: list[SubmissionServer] = []
+    try:
+        for listen, implicit_tls in ((settings.smtp.submission_listen, False), (settings.smtp.submissions_listen, True)):
+            servers.append(
+                await start_submission(
+                    listen.host,
+                    listen.port,
+                    implicit_tls=implicit_tls,
+                    tls_context=tls_context,
+                    accounts=accounts,
+                    queue=queue,
+                    signer=signer,
+                    limits=limits,
+                    hostname=settings.hostname,
+                    guards=guards,
+                )
+            )
+    except BaseException:
+        for server in servers:
+            await server.stop()
+        raise
+    return servers

@@ -97,6 +97,29 @@ TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
 TLS_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 TLS_HANDSHAKE_INSECURE = Reply(554, "5.7.0", "Command refused due to lack of security")
 
+# --- submission: authentication (RFC 4954) -------------------------------------------------------------------
+
+AUTH_SUCCEEDED = Reply(235, "2.7.0", "Authentication successful")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_THROTTLED = Reply(454, "4.7.0", "Too many failed authentication attempts, try again later")
+AUTH_TEMPORARY_FAILURE = Reply(454, "4.7.0", "Temporary authentication failure, try again later")
+AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Already authenticated")
+AUTH_MECHANISM_UNSUPPORTED = Reply(504, "5.5.4", "Unrecognized authentication type")
+AUTH_SYNTAX = Reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
+AUTH_ABORTED = Reply(501, "5.7.0", "Authentication aborted")
+AUTH_BASE64_INVALID = Reply(501, "5.5.2", "Cannot decode base64")
+AUTH_NEEDS_EHLO = Reply(503, "5.5.1", "Send EHLO first")
+
+# --- submission: sender, limits, signing ---------------------------------------------------------------------
+
+SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address rejected: not owned by the authenticated user")
+FROM_HEADER_NOT_OWNED = Reply(553, "5.7.1", "From header rejected: it must be the authenticated mailbox, and only it")
+DAILY_CAP_REACHED = Reply(450, "4.7.1", "Daily sending cap reached for this mailbox, try again after 00:00 UTC")
+RECIPIENT_SYNTAX_INVALID = Reply(501, "5.1.3", "Bad recipient address syntax")
+HEADER_MALFORMED = Reply(554, "5.6.0", "Message header malformed")
+SIGNING_FAILED = Reply(451, "4.7.0", "Temporary failure signing the message (DKIM), try again later")
+
 # --- connection ----------------------------------------------------------------------------------------------
 
 TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your address, try again later")

@@ -1,4 +1,4 @@
-"""The SMTP listeners; for now the MX (inbound mail for hosted mailboxes) and its recipient policy."""
+"""The SMTP listeners: the MX (inbound mail for hosted mailboxes) with its recipient policy, and submission."""
 
 from coldrelay.mta.edge.mx import ConnectionGate, MXHandler, MXLimits, MXServer, MXSession, start_mx
 from coldrelay.mta.edge.policy import (
@@ -10,9 +10,22 @@ from coldrelay.mta.edge.policy import (
     parse_plain_address,
     split_forward_path,
 )
+from coldrelay.mta.edge.submission import (
+    AuthenticatedMailbox,
+    DatabaseAccounts,
+    SubmissionAccounts,
+    SubmissionGuards,
+    SubmissionHandler,
+    SubmissionLimits,
+    SubmissionServer,
+    SubmissionSession,
+    start_submission,
+)
 
 __all__ = [
+    "AuthenticatedMailbox",
     "ConnectionGate",
+    "DatabaseAccounts",
     "DatabaseDirectory",
     "MXHandler",
     "MXLimits",
@@ -22,7 +35,14 @@ __all__ = [
     "MailboxState",
     "RecipientDecision",
     "RecipientPolicy",
+    "SubmissionAccounts",
+    "SubmissionGuards",
+    "SubmissionHandler",
+    "SubmissionLimits",
+    "SubmissionServer",
+    "SubmissionSession",
     "parse_plain_address",
     "split_forward_path",
     "start_mx",
+    "start_submission",
 ]

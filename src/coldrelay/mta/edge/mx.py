@@ -11,7 +11,9 @@ The SMTP conversation stays in aiosmtpd; this module adds what an Internet-facin
 - named limits (``MXLimits``): message size (announced as SIZE), line length, recipients per
   message, connections per client address and in all, an idle timeout reset only by complete
   commands or data lines (a slowloris trickling bytes is cut off) and a cap on the whole DATA phase;
-- replies come from ``coldrelay.mta.replies``, including aiosmtpd's own, which ``push`` rewrites.
+- replies come from ``coldrelay.mta.replies``, including aiosmtpd's own, which ``push`` rewrites;
+- checks (SPF/DKIM/DMARC, bounce linking) are steps of a pipeline (``coldrelay.mta.checks``) called
+  on each accepted message before the store; none are run unless ``start_mx`` is given some.
 
 STARTTLS is offered when a TLS context is given. Anything the client pipelined after STARTTLS,
 before the handshake, is discarded (RFC 3207 4.2; aiosmtpd clears the plaintext buffer when the
@@ -27,6 +29,7 @@ import logging
 import re
 import ssl
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
@@ -34,6 +37,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from coldrelay.config import LimitSettings
 from coldrelay.mta import replies
+from coldrelay.mta.checks.pipeline import PipelineStep, run_pipeline
 from coldrelay.mta.edge.policy import MailboxDirectory, RecipientPolicy, split_forward_path
 from coldrelay.mta.replies import Reply
 from coldrelay.mta.store.message import InboundMessage, MessageStore
@@ -90,13 +94,21 @@ class ConnectionGate:
 
 
 class MXHandler:
-    """aiosmtpd hooks: the recipient policy, the recipient limit and the store step."""
+    """aiosmtpd hooks: the recipient policy, the recipient limit, the check pipeline and the store step."""
 
-    def __init__(self, policy: RecipientPolicy, store: MessageStore, limits: MXLimits, hostname: str) -> None:
+    def __init__(
+        self,
+        policy: RecipientPolicy,
+        store: MessageStore,
+        limits: MXLimits,
+        hostname: str,
+        pipeline: Sequence[PipelineStep] = (),
+    ) -> None:
         self.policy = policy
         self.store = store
         self.limits = limits
         self.hostname = hostname
+        self.pipeline = tuple(pipeline)
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
         # Any sender, the null one of bounces included: an MX takes mail from the whole Internet.
@@ -129,6 +141,12 @@ class MXHandler:
             helo=session.host_name or "",
             protocol=protocol,
         )
+        if self.pipeline:
+            try:
+                message = await run_pipeline(self.pipeline, message)
+            except Exception:
+                log.exception("the check pipeline failed for message %s", message.queue_id)
+                return str(replies.LOCAL_ERROR)
         try:
             await self.store.store(message, hostname=self.hostname)
         except Exception:
@@ -361,11 +379,15 @@ async def start_mx(
     *,
     hostname: str = "localhost",
     tls_context: ssl.SSLContext | None = None,
+    pipeline: Sequence[PipelineStep] = (),
 ) -> MXServer:
-    """Listen for inbound mail on ``host:port`` (port 0: any free port, see ``MXServer.port``)."""
+    """Listen for inbound mail on ``host:port`` (port 0: any free port, see ``MXServer.port``).
+
+    ``pipeline``: steps run in order on each accepted message before it is stored (``coldrelay.mta.checks``).
+    """
     limits = limits or MXLimits()
     loop = asyncio.get_running_loop()
-    handler = MXHandler(RecipientPolicy(directory), store, limits, hostname)
+    handler = MXHandler(RecipientPolicy(directory), store, limits, hostname, pipeline)
     gate = ConnectionGate(limits.max_connections_per_ip, limits.max_connections)
     sessions: set[MXSession] = set()
 

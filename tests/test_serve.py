@@ -2,94 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytest
+from conftest import PASSWORD, Served, free_port, run_coldrelay, serve_data_dir
 
-COLDRELAY = Path(sys.executable).with_name("coldrelay")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _data_dir(tmp_path: Path, web: int, mx: int, submission: int | None = None, submissions: int | None = None) -> Path:
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    (data / "coldrelay.toml").write_text(
-        f'hostname = "box.hosted.test"\n[web]\nlisten = "127.0.0.1:{web}"\n[smtp]\nmx_listen = "127.0.0.1:{mx}"\n'
-        f'submission_listen = "127.0.0.1:{submission or _free_port()}"\n'
-        f'submissions_listen = "127.0.0.1:{submissions or _free_port()}"\n',
-        encoding="utf-8",
-    )
-    return data
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(COLDRELAY), *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-@dataclass
-class Served:
-    data: Path
-    web: int
-    mx: int
-    submission: int
-    submissions: int
-    banner: str
-
-
-@pytest.fixture
-def served(tmp_path: Path, dns_server: Any) -> Iterator[Served]:
-    web, mx, submission, submissions = _free_port(), _free_port(), _free_port(), _free_port()
-    data = _data_dir(tmp_path, web, mx, submission, submissions)
-    assert _run("--data-dir", str(data), "domain", "add", "hosted.test").returncode == 0
-    added = _run("--data-dir", str(data), "mailbox", "add", "anna@hosted.test", "--password", "long enough secret")
-    assert added.returncode == 0, added.stderr
-    process = subprocess.Popen(
-        # Inbound SPF/DKIM/DMARC checks ask the loopback DNS server: no test query leaves the machine.
-        [str(COLDRELAY), "--data-dir", str(data), "serve", "--nameserver", dns_server.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(4))
-        assert f"http://127.0.0.1:{web}" in banner and f"127.0.0.1:{mx}" in banner, banner
-        _wait_for(f"http://127.0.0.1:{web}/smtp-errors")
-        yield Served(data, web, mx, submission, submissions, banner)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                assert response.status == 200
-                assert "SMTP error reference" in response.read().decode()
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+# The `served` fixture (conftest.py): serve on free ports, a data dir with hosted.test and anna@hosted.test.
 
 
 def test_mx_refuses_relay_and_delivers_to_the_hosted_mailbox(served: Served) -> None:
@@ -121,12 +41,12 @@ def test_submission_queues_a_signed_message(served: Served) -> None:
         assert client.docmd("AUTH", "LOGIN")[0] == 530  # not before TLS
         client.starttls(context=unverified)
         client.ehlo("platform.example")
-        assert client.login("anna@hosted.test", "long enough secret")[0] == 235
+        assert client.login("anna@hosted.test", PASSWORD)[0] == 235
         client.mail("anna@hosted.test")
         assert client.rcpt("lead@elsewhere.example")[0] == 250
         assert client.data(message) == (250, b"2.0.0 Message accepted for delivery")
     with smtplib.SMTP_SSL("127.0.0.1", served.submissions, context=unverified, timeout=10) as client:
-        assert client.login("anna@hosted.test", "long enough secret")[0] == 235
+        assert client.login("anna@hosted.test", PASSWORD)[0] == 235
     assert (served.data / "tls" / "selfsigned-cert.pem").is_file()
     [queued] = list((served.data / "spool").glob("*.eml"))
     data = queued.read_bytes()
@@ -139,8 +59,8 @@ def test_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        data = _data_dir(tmp_path, port, _free_port())
-        result = _run("--data-dir", str(data), "serve")
+        data = serve_data_dir(tmp_path, port, free_port())
+        result = run_coldrelay("--data-dir", str(data), "serve")
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

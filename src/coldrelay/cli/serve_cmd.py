@@ -104,7 +104,9 @@ def serve_command(
                 engine = create_engine(settings.database_url)
                 await asyncio.to_thread(upgrade_database, engine)
                 queue = MailQueue(engine, context.data_dir / "spool")
-                await queue.recover()  # spool files of enqueues that crashed before their commit
+                # Spool files of enqueues that crashed before their commit: nothing of ours is in
+                # flight yet (the listeners are not open), so no grace period is needed.
+                await queue.recover(grace_seconds=0)
             console.print(f"coldrelay web app on [bold]http://{_shown(web_host, web_port)}[/bold] ({len(kb)} error articles).")
             if mx and engine is not None and queue is not None:
                 listeners.append(await _start_mx(context, engine, queue, resolver, mx_listen.host, mx_listen.port))

@@ -137,11 +137,11 @@ class ServeHost:
     nameserver: str
     started: list[Served] = field(default_factory=list)
 
-    def start(self) -> Served:
-        """Start `coldrelay serve` and return once its banner is printed and its web app answers."""
+    def start(self, *flags: str) -> Served:
+        """Start `coldrelay serve` (with extra ``flags``) and return once its banner is printed and its web app answers."""
         process = subprocess.Popen(
             # Inbound SPF/DKIM/DMARC checks ask the loopback DNS server: no test query leaves the machine.
-            [str(COLDRELAY), "--data-dir", str(self.data), "serve", "--nameserver", self.nameserver],
+            [str(COLDRELAY), "--data-dir", str(self.data), "serve", "--nameserver", self.nameserver, *flags],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from conftest import PASSWORD, Served, free_port, run_coldrelay, serve_data_dir
+from conftest import PASSWORD, Served, ServeHost, free_port, run_coldrelay, serve_data_dir
 
 # The `served` fixture (conftest.py): serve on free ports, a data dir with hosted.test and anna@hosted.test.
 
@@ -63,4 +63,26 @@ def test_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
         result = run_coldrelay("--data-dir", str(data), "serve")
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_flags_override_the_file_and_the_mx_offers_starttls(serve_host: ServeHost) -> None:
+    serve_host.mx = free_port()  # not the port in coldrelay.toml: the flag must win
+    served = serve_host.start("--mx-listen", f"127.0.0.1:{serve_host.mx}", "--hostname", "box.hosted.test")
+    assert f"127.0.0.1:{serve_host.mx}" in served.banner
+    with smtplib.SMTP("127.0.0.1", serve_host.mx, timeout=10) as client:
+        client.ehlo("client.example.org")
+        assert client.has_extn("starttls")
+        client.starttls(context=ssl._create_unverified_context())  # the self-signed certificate of first start
+        client.ehlo("client.example.org")
+        client.mail("someone@example.org")
+        assert client.rcpt("anna@hosted.test")[0] == 250
+        assert client.data(b"From: someone@example.org\r\nSubject: over TLS\r\n\r\nHello\r\n")[0] == 250
+    assert any(b"over TLS" in path.read_bytes() for path in served.data.rglob("Maildir/new/*"))
+
+
+def test_bad_flag_value_is_a_clear_error(serve_host: ServeHost) -> None:
+    result = run_coldrelay("--data-dir", str(serve_host.data), "serve", "--mx-listen", "nowhere")
+    assert result.returncode == 2
+    assert "Configuration error" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

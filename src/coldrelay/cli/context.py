@@ -48,6 +48,14 @@ class AppContext:
                 fail(f"Configuration error: {exc}", EXIT_INVALID)
         return self._settings
 
+    def apply_flags(self, overrides: dict[str, object]) -> Settings:
+        """Settings from the file with command-line flags (keyed ``section.key``) on top; exits 2 on a bad value."""
+        try:
+            self._settings = load_settings(self.data_dir, overrides)
+        except ConfigError as exc:
+            fail(f"Configuration error: {exc}", EXIT_INVALID)
+        return self._settings
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction on a database brought up to date; committed when the block ends.

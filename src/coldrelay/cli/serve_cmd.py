@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -47,6 +49,16 @@ def serve_command(
         bool,
         typer.Option("--submission/--no-submission", help="Run the submission listeners (STARTTLS and implicit TLS)."),
     ] = True,
+    hostname: Annotated[str | None, typer.Option(help="The mail host's name (default: hostname in coldrelay.toml).")] = None,
+    mx_listen: Annotated[str | None, typer.Option(help="HOST:PORT of the MX (default: [smtp] mx_listen).")] = None,
+    submission_listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT of STARTTLS submission (default: [smtp] submission_listen).")
+    ] = None,
+    submissions_listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT of implicit-TLS submission (default: [smtp] submissions_listen).")
+    ] = None,
+    tls_cert: Annotated[str | None, typer.Option(help="TLS certificate (PEM) for the SMTP listeners.")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="TLS private key (PEM) matching --tls-cert.")] = None,
     nameserver: Annotated[
         list[str] | None,
         typer.Option(
@@ -69,14 +81,22 @@ def serve_command(
         console.print(f"[red]The knowledge base did not load:[/red] {exc}")
         raise typer.Exit(1) from None
     context: AppContext = ctx.obj
-    settings = context.settings()
+    flags: dict[str, object] = {
+        "hostname": hostname,
+        "smtp.mx_listen": mx_listen,
+        "smtp.submission_listen": submission_listen,
+        "smtp.submissions_listen": submissions_listen,
+        "smtp.tls_cert": str(Path(tls_cert).absolute()) if tls_cert else None,
+        "smtp.tls_key": str(Path(tls_key).absolute()) if tls_key else None,
+    }
+    settings = context.apply_flags({key: value for key, value in flags.items() if value is not None})
     web_host = host or settings.web.listen.host
     web_port = port if port is not None else settings.web.listen.port
     _check_free(web_host, web_port, "web app")
-    mx_listen = settings.smtp.mx_listen
+    mx_address = settings.smtp.mx_listen
     starttls_listen, implicit_listen = settings.smtp.submission_listen, settings.smtp.submissions_listen
     if mx:
-        _check_free(mx_listen.host, mx_listen.port, "MX listener")
+        _check_free(mx_address.host, mx_address.port, "MX listener")
     if submission:
         _check_free(starttls_listen.host, starttls_listen.port, "submission listener (STARTTLS)")
         _check_free(implicit_listen.host, implicit_listen.port, "submission listener (implicit TLS)")
@@ -86,6 +106,7 @@ def serve_command(
         from coldrelay.db import create_engine, upgrade_database
         from coldrelay.dns import Resolver
         from coldrelay.mta.queue import MailQueue
+        from coldrelay.mta.tls import ensure_certificate
         from coldrelay.web.tools import ToolSettings
 
         try:
@@ -104,15 +125,19 @@ def serve_command(
                 engine = create_engine(settings.database_url)
                 await asyncio.to_thread(upgrade_database, engine)
                 queue = MailQueue(engine, context.data_dir / "spool")
+                # One certificate for every SMTP listener: the configured pair, else a self-signed one.
+                tls_context = await asyncio.to_thread(
+                    ensure_certificate, context.data_dir, settings.hostname, settings.smtp.tls_cert, settings.smtp.tls_key
+                )
                 # Spool files of enqueues that crashed before their commit: nothing of ours is in
                 # flight yet (the listeners are not open), so no grace period is needed.
                 await queue.recover(grace_seconds=0)
             console.print(f"coldrelay web app on [bold]http://{_shown(web_host, web_port)}[/bold] ({len(kb)} error articles).")
             if mx and engine is not None and queue is not None:
-                listeners.append(await _start_mx(context, engine, queue, resolver, mx_listen.host, mx_listen.port))
-                console.print(f"MX for hosted mailboxes on [bold]{mx_listen}[/bold] (data in {context.data_dir}).")
+                listeners.append(await _start_mx(context, engine, queue, resolver, tls_context, mx_address.host, mx_address.port))
+                console.print(f"MX for hosted mailboxes on [bold]{mx_address}[/bold] (data in {context.data_dir}).")
             if submission and engine is not None and queue is not None:
-                listeners.extend(await _start_submission(context, engine, queue))
+                listeners.extend(await _start_submission(context, engine, queue, tls_context))
                 console.print(
                     f"Submission on [bold]{starttls_listen}[/bold] (STARTTLS) and [bold]{implicit_listen}[/bold] "
                     "(implicit TLS), AUTH required."
@@ -133,7 +158,9 @@ def serve_command(
         asyncio.run(run())
 
 
-async def _start_mx(context: AppContext, engine: Engine, queue: MailQueue, resolver: Resolver, host: str, port: int) -> MXServer:
+async def _start_mx(
+    context: AppContext, engine: Engine, queue: MailQueue, resolver: Resolver, tls_context: ssl.SSLContext, host: str, port: int
+) -> MXServer:
     """Listen for inbound mail: SPF/DKIM/DMARC recorded in Authentication-Results, bounces linked to
     the queued message they answer, then stored in each mailbox's Maildir."""
     from coldrelay.db import session_factory
@@ -150,20 +177,20 @@ async def _start_mx(context: AppContext, engine: Engine, queue: MailQueue, resol
         BounceStep(engine, QueueHeaderLocator(queue)),
     ]
     limits = MXLimits.from_settings(settings.limits)
-    return await start_mx(host, port, directory, store, limits, hostname=settings.hostname, pipeline=pipeline)
+    return await start_mx(
+        host, port, directory, store, limits, hostname=settings.hostname, tls_context=tls_context, pipeline=pipeline
+    )
 
 
-async def _start_submission(context: AppContext, engine: Engine, queue: MailQueue) -> list[SubmissionServer]:
+async def _start_submission(
+    context: AppContext, engine: Engine, queue: MailQueue, tls_context: ssl.SSLContext
+) -> list[SubmissionServer]:
     """Both submission listeners over one queue (``<data-dir>/spool``), one signer and shared AUTH throttling."""
     from coldrelay.db import session_factory
     from coldrelay.mta.dkim import DkimSigner
     from coldrelay.mta.edge import DatabaseAccounts, SubmissionGuards, SubmissionLimits, start_submission
-    from coldrelay.mta.tls import ensure_certificate
 
     settings = context.settings()
-    tls_context = await asyncio.to_thread(
-        ensure_certificate, context.data_dir, settings.hostname, settings.smtp.tls_cert, settings.smtp.tls_key
-    )
     sessions = session_factory(engine)
     limits = SubmissionLimits.from_settings(settings.limits)
     accounts, signer, guards = DatabaseAccounts(sessions), DkimSigner(sessions), SubmissionGuards(limits)

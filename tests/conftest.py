@@ -203,3 +203,69 @@ def serve_host(tmp_path: Path, dns_server: object) -> Iterator[ServeHost]:
 def served(serve_host: ServeHost) -> Served:
     """`coldrelay serve` running on ``serve_host``, its web app answering."""
     return serve_host.start()
+
+
+POSTGRES_URL = os.environ.get("COLDRELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+"""The machine's PostgreSQL (trust auth, database ``test``); each run makes and drops a database of its own."""
+
+
+@pytest.fixture(scope="session")
+def pg_run_database() -> Iterator[str]:
+    """A database of its own for this test run on the machine's PostgreSQL, dropped at the end."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from coldrelay.db import create_engine
+
+    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"coldrelay_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, migrate: bool) -> Iterator[str]:
+    """An empty database: a SQLite file in tmp_path, or a fresh schema in the run's PostgreSQL database.
+
+    The schema is chosen through ``search_path`` in the URL, so child processes given the URL land
+    in it too; it is dropped afterwards. ``migrate`` brings it to the current schema first.
+    """
+    import uuid
+
+    from sqlalchemy import text
+
+    from coldrelay.db import create_engine, upgrade_database
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/coldrelay.db"
+        if migrate:
+            upgrade_database(url)
+        yield url
+        return
+    run_url: str = request.getfixturevalue("pg_run_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(run_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{run_url}?options=-csearch_path%3D{schema}"
+    try:
+        if migrate:
+            upgrade_database(url)
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

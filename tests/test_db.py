@@ -4,8 +4,6 @@ domains with DKIM keys, mailboxes with argon2 hashes, password checks, the queue
 from __future__ import annotations
 
 import base64
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +15,7 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coldrelay.db import (
@@ -48,49 +46,15 @@ from coldrelay.db import (
     utcnow,
     verify_password,
 )
+from conftest import database_url
 
-POSTGRES_URL = os.environ.get("COLDRELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="session")
-def postgres_run_database() -> Iterator[str]:
-    """A database of its own for this test run on the machine's PostgreSQL, dropped at the end."""
-    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"coldrelay_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file in tmp_path, or a fresh schema in the run's PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/coldrelay.db"
-        return
-    run_url: str = request.getfixturevalue("postgres_run_database")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(run_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{run_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from database_url(request.param, request, tmp_path, migrate=False)
 
 
 @pytest.fixture

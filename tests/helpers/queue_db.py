@@ -1,67 +1,24 @@
 """Fixtures for the queue tests: an empty, migrated database on SQLite (tmp_path) or PostgreSQL.
 
-PostgreSQL: one uniquely named database per test run on the machine's server (dropped at the
-end), and a fresh schema in it per test, selected through ``search_path`` in the URL so that
-child processes given the URL land in the same schema. Loaded with ``pytest_plugins``.
+The databases come from conftest.py (``pg_run_database``, ``database_url``): one PostgreSQL
+database per run and a fresh schema per test. Loaded with ``pytest_plugins``.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from coldrelay.db import create_engine, upgrade_database
-
-POSTGRES_URL = os.environ.get("COLDRELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def queue_pg_database() -> Iterator[str]:
-    """A database of its own for this run's queue tests, dropped at the end."""
-    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"coldrelay_queue_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from coldrelay.db import create_engine
+from conftest import database_url
 
 
 def fresh_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Generator[str, None, None]:
-    """A migrated, empty database URL for ``backend``; the PostgreSQL schema is dropped afterwards."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/coldrelay.db"
-        upgrade_database(url)
-        yield url
-        return
-    run_url: str = request.getfixturevalue("queue_pg_database")
-    schema = f"q_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(run_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{run_url}?options=-csearch_path%3D{schema}"
-    try:
-        upgrade_database(url)
-        yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    """A migrated, empty database URL for ``backend`` (see conftest.database_url)."""
+    yield from database_url(backend, request, tmp_path, migrate=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -36,10 +36,6 @@ def _check_free(host: str, port: int, what: str) -> None:
         raise typer.Exit(1) from None
 
 
-def _shown(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def serve_command(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address the web app listens on (default: [web] listen).")] = None,
@@ -102,7 +98,7 @@ def serve_command(
         _check_free(implicit_listen.host, implicit_listen.port, "submission listener (implicit TLS)")
 
     async def run() -> None:
-        from coldrelay.config import ensure_data_dir
+        from coldrelay.config import ListenAddress, ensure_data_dir
         from coldrelay.db import create_engine, upgrade_database
         from coldrelay.dns import Resolver
         from coldrelay.mta.queue import MailQueue
@@ -132,7 +128,8 @@ def serve_command(
                 # Spool files of enqueues that crashed before their commit: nothing of ours is in
                 # flight yet (the listeners are not open), so no grace period is needed.
                 await queue.recover(grace_seconds=0)
-            console.print(f"coldrelay web app on [bold]http://{_shown(web_host, web_port)}[/bold] ({len(kb)} error articles).")
+            web_address = ListenAddress(web_host, web_port)
+            console.print(f"coldrelay web app on [bold]http://{web_address}[/bold] ({len(kb)} error articles).")
             if mx and engine is not None and queue is not None:
                 listeners.append(await _start_mx(context, engine, queue, resolver, tls_context, mx_address.host, mx_address.port))
                 console.print(f"MX for hosted mailboxes on [bold]{mx_address}[/bold] (data in {context.data_dir}).")

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
 from coldrelay.cli.dns_cmd import console, print_section
-from coldrelay.smtpcheck import probe_smtp, relay_test
+from coldrelay.smtpcheck import ProbeResult, RelayTestResult, probe_smtp, relay_test, split_host_port
 
 smtp_app = typer.Typer(help="Test SMTP servers: banner, EHLO, STARTTLS and certificate, and the open-relay tricks.")
-
-
-def split_host_port(target: str, default_port: int = 25) -> tuple[str, int]:
-    """``host``, ``host:587``, ``[2001:db8::1]:25`` or ``192.0.2.1`` into (host, port)."""
-    target = target.strip()
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        return host, int(rest.lstrip(":") or default_port)
-    if target.count(":") == 1:
-        host, _, port = target.partition(":")
-        return host, int(port)
-    return target, default_port
 
 
 def _target(value: str) -> tuple[str, int]:
@@ -38,6 +27,15 @@ def _target(value: str) -> tuple[str, int]:
     return host, port
 
 
+def _run(section: str, doing: str, check: Coroutine[Any, Any, ProbeResult | RelayTestResult], as_json: bool) -> None:
+    with console.status(doing):
+        result = asyncio.run(check)
+    if as_json:
+        print(json.dumps({**result.to_dict(), "section": result.section.to_dict()}, indent=2, default=str))
+    else:
+        print_section(section, result.section.to_dict())
+
+
 @smtp_app.command("probe")
 def probe_command(
     target: Annotated[str, typer.Argument(help="HOST or HOST:PORT (port 25 by default).")],
@@ -46,12 +44,7 @@ def probe_command(
 ) -> None:
     """Banner, EHLO extensions, STARTTLS, the certificate and timings of one SMTP server."""
     host, port = _target(target)
-    with console.status(f"talking to {host}:{port} ..."):
-        result = asyncio.run(probe_smtp(host, port, timeout=timeout))
-    if as_json:
-        print(json.dumps({**result.to_dict(), "section": result.section.to_dict()}, indent=2, default=str))
-    else:
-        print_section("smtp", result.section.to_dict())
+    _run("smtp", f"talking to {host}:{port} ...", probe_smtp(host, port, timeout=timeout), as_json)
 
 
 @smtp_app.command("relay-test")
@@ -62,9 +55,4 @@ def relay_command(
 ) -> None:
     """Try the classic open-relay tricks (stopping at RCPT, no mail is sent) and report which were accepted."""
     host, port = _target(target)
-    with console.status(f"relay tricks against {host}:{port} ..."):
-        result = asyncio.run(relay_test(host, port, timeout=timeout))
-    if as_json:
-        print(json.dumps({**result.to_dict(), "section": result.section.to_dict()}, indent=2, default=str))
-    else:
-        print_section("relay", result.section.to_dict())
+    _run("relay", f"relay tricks against {host}:{port} ...", relay_test(host, port, timeout=timeout), as_json)

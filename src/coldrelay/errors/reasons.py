@@ -55,61 +55,51 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReasonInfo:
-    """What a reason means and what it usually implies for the sender."""
+    """What a reason means, in one line; whether it condemns the address is ``is_hard_bounce``."""
 
     reason: Reason
     meaning: str
-    hard_bounce: bool
-    """The address itself is bad: keep mailing it and your reputation pays."""
 
 
 REASON_INFO: dict[Reason, ReasonInfo] = {
     info.reason: info
     for info in (
-        ReasonInfo(Reason.AUTHFAILURE, "SPF, DKIM or DMARC checks failed for the sending domain.", False),
-        ReasonInfo(Reason.BADREPUTATION, "The receiver distrusts the sending IP or domain because of its history.", False),
-        ReasonInfo(Reason.BLOCKED, "The sending IP or host is refused, often because of a blocklist listing.", False),
-        ReasonInfo(Reason.CONTENTERROR, "The message's headers or body are malformed or not acceptable.", False),
-        ReasonInfo(Reason.DELIVERED, "The message was delivered; the report only confirms it.", False),
-        ReasonInfo(Reason.EXCEEDLIMIT, "The message exceeds a limit the recipient's mailbox sets.", False),
-        ReasonInfo(
-            Reason.EXPIRED, "Delivery kept failing for hours or days: the queue is still retrying or has given up.", False
-        ),
-        ReasonInfo(Reason.FAILEDSTARTTLS, "The TLS handshake needed for delivery did not succeed.", False),
-        ReasonInfo(Reason.FEEDBACK, "A recipient reported the message (for example as spam) through a feedback loop.", False),
-        ReasonInfo(Reason.FILTERED, "The recipient's filters or settings refused the message for this address.", False),
-        ReasonInfo(Reason.HASMOVED, "The recipient has moved to another address and this one no longer works.", True),
-        ReasonInfo(Reason.HOSTUNKNOWN, "The recipient's domain does not exist or has no mail server.", True),
-        ReasonInfo(Reason.MAILBOXFULL, "The recipient's mailbox is over its storage quota.", False),
-        ReasonInfo(Reason.MAILERERROR, "A program on the receiving side that handles delivery failed.", False),
-        ReasonInfo(Reason.MESGTOOBIG, "The message is larger than the receiving system accepts.", False),
-        ReasonInfo(Reason.NETWORKERROR, "The receiving host could not be reached or the connection broke.", False),
-        ReasonInfo(
-            Reason.NORELAYING, "The server refuses to relay: it neither hosts the recipient nor trusts the sender.", False
-        ),
-        ReasonInfo(Reason.NOTACCEPT, "The recipient's domain accepts no mail at all (for example a null MX).", True),
-        ReasonInfo(
-            Reason.NOTCOMPLIANTRFC, "The message breaks the mail format standards (for example duplicate headers).", False
-        ),
-        ReasonInfo(Reason.ONHOLD, "Delivery is held or undecided: greylisting, or a report whose words give no reason.", False),
-        ReasonInfo(Reason.POLICYVIOLATION, "The message breaks a policy of the receiving organisation.", False),
-        ReasonInfo(Reason.REJECTED, "The sender's address or domain was refused.", False),
-        ReasonInfo(Reason.REQUIREPTR, "The sending IP has no valid reverse DNS (PTR) record.", False),
-        ReasonInfo(Reason.SECURITYERROR, "A security requirement such as authentication or encryption was not met.", False),
-        ReasonInfo(Reason.SPAMDETECTED, "The receiver's filters judged the message to be spam.", False),
-        ReasonInfo(Reason.SPEEDING, "Too many messages in a short time: the receiver is rate-limiting the sender.", False),
-        ReasonInfo(
-            Reason.SUPPRESSED, "The sending service suppressed the address because it bounced or complained before.", True
-        ),
-        ReasonInfo(Reason.SUSPEND, "The recipient's mailbox exists but is disabled or suspended.", False),
-        ReasonInfo(Reason.SYNTAXERROR, "The SMTP conversation had a syntax error.", False),
-        ReasonInfo(Reason.SYSTEMERROR, "The receiving system failed internally or is misconfigured.", False),
-        ReasonInfo(Reason.SYSTEMFULL, "The receiving system has run out of disk or resources.", False),
-        ReasonInfo(Reason.TOOMANYCONN, "Too many connections or recipients at once from the sender.", False),
-        ReasonInfo(Reason.UNDEFINED, "The reply says too little to tell why delivery failed.", False),
-        ReasonInfo(Reason.USERUNKNOWN, "The recipient address does not exist.", True),
-        ReasonInfo(Reason.VACATION, "An automatic out-of-office or vacation reply.", False),
-        ReasonInfo(Reason.VIRUSDETECTED, "The message was found to carry a virus or malware.", False),
+        ReasonInfo(Reason.AUTHFAILURE, "SPF, DKIM or DMARC checks failed for the sending domain."),
+        ReasonInfo(Reason.BADREPUTATION, "The receiver distrusts the sending IP or domain because of its history."),
+        ReasonInfo(Reason.BLOCKED, "The sending IP or host is refused, often because of a blocklist listing."),
+        ReasonInfo(Reason.CONTENTERROR, "The message's headers or body are malformed or not acceptable."),
+        ReasonInfo(Reason.DELIVERED, "The message was delivered; the report only confirms it."),
+        ReasonInfo(Reason.EXCEEDLIMIT, "The message exceeds a limit the recipient's mailbox sets."),
+        ReasonInfo(Reason.EXPIRED, "Delivery kept failing for hours or days: the queue is still retrying or has given up."),
+        ReasonInfo(Reason.FAILEDSTARTTLS, "The TLS handshake needed for delivery did not succeed."),
+        ReasonInfo(Reason.FEEDBACK, "A recipient reported the message (for example as spam) through a feedback loop."),
+        ReasonInfo(Reason.FILTERED, "The recipient's filters or settings refused the message for this address."),
+        ReasonInfo(Reason.HASMOVED, "The recipient has moved to another address and this one no longer works."),
+        ReasonInfo(Reason.HOSTUNKNOWN, "The recipient's domain does not exist or has no mail server."),
+        ReasonInfo(Reason.MAILBOXFULL, "The recipient's mailbox is over its storage quota."),
+        ReasonInfo(Reason.MAILERERROR, "A program on the receiving side that handles delivery failed."),
+        ReasonInfo(Reason.MESGTOOBIG, "The message is larger than the receiving system accepts."),
+        ReasonInfo(Reason.NETWORKERROR, "The receiving host could not be reached or the connection broke."),
+        ReasonInfo(Reason.NORELAYING, "The server refuses to relay: it neither hosts the recipient nor trusts the sender."),
+        ReasonInfo(Reason.NOTACCEPT, "The recipient's domain accepts no mail at all (for example a null MX)."),
+        ReasonInfo(Reason.NOTCOMPLIANTRFC, "The message breaks the mail format standards (for example duplicate headers)."),
+        ReasonInfo(Reason.ONHOLD, "Delivery is held or undecided: greylisting, or a report whose words give no reason."),
+        ReasonInfo(Reason.POLICYVIOLATION, "The message breaks a policy of the receiving organisation."),
+        ReasonInfo(Reason.REJECTED, "The sender's address or domain was refused."),
+        ReasonInfo(Reason.REQUIREPTR, "The sending IP has no valid reverse DNS (PTR) record."),
+        ReasonInfo(Reason.SECURITYERROR, "A security requirement such as authentication or encryption was not met."),
+        ReasonInfo(Reason.SPAMDETECTED, "The receiver's filters judged the message to be spam."),
+        ReasonInfo(Reason.SPEEDING, "Too many messages in a short time: the receiver is rate-limiting the sender."),
+        ReasonInfo(Reason.SUPPRESSED, "The sending service suppressed the address because it bounced or complained before."),
+        ReasonInfo(Reason.SUSPEND, "The recipient's mailbox exists but is disabled or suspended."),
+        ReasonInfo(Reason.SYNTAXERROR, "The SMTP conversation had a syntax error."),
+        ReasonInfo(Reason.SYSTEMERROR, "The receiving system failed internally or is misconfigured."),
+        ReasonInfo(Reason.SYSTEMFULL, "The receiving system has run out of disk or resources."),
+        ReasonInfo(Reason.TOOMANYCONN, "Too many connections or recipients at once from the sender."),
+        ReasonInfo(Reason.UNDEFINED, "The reply says too little to tell why delivery failed."),
+        ReasonInfo(Reason.USERUNKNOWN, "The recipient address does not exist."),
+        ReasonInfo(Reason.VACATION, "An automatic out-of-office or vacation reply."),
+        ReasonInfo(Reason.VIRUSDETECTED, "The message was found to carry a virus or malware."),
     )
 }
 

@@ -8,7 +8,7 @@ in the report's ``Section`` form (``smtp`` for the probe, ``relay`` for the rela
 from coldrelay.smtpcheck.certificate import CertificateInfo, host_matches, parse_certificate
 from coldrelay.smtpcheck.probe import ProbeResult, Timings, TLSInfo, probe_smtp
 from coldrelay.smtpcheck.relay import RELAY_TRICKS, RelayAttempt, RelayOutcome, RelayTestResult, RelayTrick, relay_test
-from coldrelay.smtpcheck.wire import FailureKind, SessionFailure, SMTPReply
+from coldrelay.smtpcheck.wire import FailureKind, SessionFailure, SMTPReply, split_host_port
 
 __all__ = [
     "RELAY_TRICKS",
@@ -27,4 +27,5 @@ __all__ = [
     "parse_certificate",
     "probe_smtp",
     "relay_test",
+    "split_host_port",
 ]

@@ -35,6 +35,18 @@ _REPLY_LINE = re.compile(r"^([2-5]\d\d)(?:([ -])(.*))?$")
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
 
 
+def split_host_port(target: str, default_port: int = 25) -> tuple[str, int]:
+    """``host``, ``host:587``, ``[2001:db8::1]:25`` or ``192.0.2.1`` into (host, port); ValueError if malformed."""
+    target = target.strip()
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        return host, int(rest.lstrip(":") or default_port)
+    if target.count(":") == 1:
+        host, _, port = target.partition(":")
+        return host, int(port)
+    return target, default_port
+
+
 def elapsed_ms(started: float) -> float:
     """Milliseconds since a ``time.perf_counter()`` reading, to a tenth."""
     return round((time.perf_counter() - started) * 1000, 1)

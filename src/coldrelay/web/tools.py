@@ -199,7 +199,7 @@ SMTP_PORTS = frozenset({25, 465, 587, 2525})
 
 async def _public_target(request: Request, target: str) -> tuple[str, int]:
     """Refuse targets a public page must not reach: other ports, private and loopback addresses."""
-    from coldrelay.cli.smtp_cmd import split_host_port
+    from coldrelay.smtpcheck import split_host_port
 
     try:
         host, port = split_host_port(target)

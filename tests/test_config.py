@@ -201,10 +201,10 @@ def test_unknown_key_in_a_section(tmp_path: Path) -> None:
 
 
 def test_unknown_section(tmp_path: Path) -> None:
-    write_config(tmp_path, '[imap]\nlisten = "127.0.0.1:143"\n')
+    write_config(tmp_path, '[pop3]\nlisten = "127.0.0.1:110"\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path)
-    assert caught.value.key == "imap"
+    assert caught.value.key == "pop3"
 
 
 def test_nested_table_in_a_section(tmp_path: Path) -> None:
@@ -244,3 +244,109 @@ def test_ensure_data_dir_refuses_a_file(tmp_path: Path) -> None:
     target.write_text("not a directory")
     with pytest.raises(ConfigError, match="is a file"):
         ensure_data_dir(target)
+
+
+# --- delivery, reputation, IMAP, admin and pricing sections ------------------------------------
+
+
+def test_delivery_defaults(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    delivery = settings.delivery
+    assert settings.dns.nameservers is None
+    assert delivery.give_up_after == 5 * 86400
+    assert delivery.retry_schedule[0] == 300 and delivery.retry_schedule[-1] == 4 * 3600
+    assert delivery.retry_delay(1) == 300 and delivery.retry_delay(99) == 4 * 3600
+    assert delivery.smarthost is None and dict(delivery.transports) == {}
+    assert delivery.destination_for("gmail-smtp-in.l.google.com").name == "google"
+    assert delivery.destination_for("example-com.mail.protection.outlook.com").name == "microsoft"
+    assert delivery.destination_for("mta7.am0.yahoodns.net").name == "yahoo"
+    assert delivery.destination_for("mx.notgoogle.com").name == "default"
+    assert settings.reputation.hard_bounce_threshold == 0.05 and settings.reputation.window == 100
+    assert settings.imap.listen == ListenAddress("127.0.0.1", 2993)
+    assert settings.pricing.floor == 0.55 and settings.pricing.minimum_monthly == 50
+
+
+def test_delivery_keys_from_the_file(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        """
+[dns]
+nameservers = ["127.0.0.1:5353", "[::1]:53"]
+timeout = "2s"
+
+[delivery]
+retry_schedule = ["1s", "2s", "1m"]
+give_up_after = "1h"
+smarthost = "relay.internal:2525"
+lease_seconds = 30
+tls_ca_file = "ca.pem"
+
+[transports]
+"Example.TEST" = "127.0.0.1:2600"
+"other.test" = "[::1]:2601"
+
+[destinations.google]
+max_connections = 2
+
+[destinations.corp]
+mx_suffixes = ["mx.corp.example"]
+messages_per_minute = 10
+
+[reputation]
+hard_bounce_threshold = 0.1
+min_sends = 10
+
+[imap]
+enabled = false
+listen = "0.0.0.0:993"
+
+[admin]
+session_lifetime = "30m"
+
+[pricing]
+tiers = [{from = 1, price = 2.0}, {from = 10, price = 1.0}]
+floor = 0.9
+google_workspace_seat = 8.4
+""",
+    )
+    settings = load_settings(tmp_path)
+    assert settings.dns.nameservers == ("127.0.0.1:5353", "[::1]:53") and settings.dns.timeout == 2
+    delivery = settings.delivery
+    assert delivery.retry_schedule == (1, 2, 60) and delivery.give_up_after == 3600 and delivery.lease_seconds == 30
+    assert delivery.smarthost == ListenAddress("relay.internal", 2525)
+    assert delivery.tls_ca_file == tmp_path / "ca.pem"
+    assert dict(delivery.transports) == {
+        "example.test": ListenAddress("127.0.0.1", 2600),
+        "other.test": ListenAddress("::1", 2601),
+    }
+    assert delivery.destination_for("alt1.aspmx.l.google.com").max_connections == 2
+    assert delivery.destination_for("alt1.aspmx.l.google.com").messages_per_minute == 120  # untouched default
+    assert delivery.destination_for("a.mx.corp.example").messages_per_minute == 10
+    assert settings.reputation.hard_bounce_threshold == 0.1 and settings.reputation.min_sends == 10
+    assert not settings.imap.enabled and settings.imap.listen == ListenAddress("0.0.0.0", 993)
+    assert settings.admin.session_lifetime == 1800
+    assert [(t.min_mailboxes, t.price) for t in settings.pricing.tiers] == [(1, 2.0), (10, 1.0)]
+    assert settings.pricing.google_workspace_seat == 8.4
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "wording"),
+    [
+        ('[delivery]\nretry_schedule = ["soon"]\n', "delivery.retry_schedule", "duration"),
+        ("[delivery]\ngive_up_after = -5\n", "delivery.give_up_after", "greater than zero"),
+        ('[transports]\n"example.test" = "nohost"\n', "transports", "host:port"),
+        ('[transports]\n"bad domain" = "127.0.0.1:25"\n', "transports", "domain name"),
+        ("[destinations.newcomer]\nmax_connections = 3\n", "destinations", "mx_suffixes"),
+        ("[destinations.google]\nspeed = 3\n", "destinations", "unknown: speed"),
+        ("[reputation]\nhard_bounce_threshold = 5\n", "reputation.hard_bounce_threshold", "fraction"),
+        ("[dns]\nnameservers = []\n", "dns.nameservers", "nameservers"),
+        ("[pricing]\ntiers = [{from = 5, price = 1.0}]\n", "pricing.tiers", "starting at 1"),
+        ("[pricing]\nfloor = 3.0\n", "pricing.floor", "cheapest tier"),
+    ],
+)
+def test_broken_delivery_and_pricing_keys(tmp_path: Path, text: str, key: str, wording: str) -> None:
+    write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert caught.value.key == key
+    assert wording in str(caught.value)

@@ -75,9 +75,56 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 def test_migration_creates_every_table_at_head(engine: Engine) -> None:
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     tables = set(inspect(engine).get_table_names())
-    assert {"domains", "mailboxes", "dkim_keys", "queued_messages", "delivery_log", "alembic_version"} <= tables
+    assert {
+        "domains",
+        "mailboxes",
+        "dkim_keys",
+        "queued_messages",
+        "delivery_log",
+        "sender_pauses",
+        "admin_users",
+        "admin_sessions",
+        "api_tokens",
+        "alembic_version",
+    } <= tables
+
+
+def test_upgrade_from_0001_keeps_rows_and_marks_bounce_rows(db_url: str) -> None:
+    """A database made by the first release upgrades in place: bounce-email rows become source=bounce."""
+    from sqlalchemy import text
+
+    upgrade_database(db_url, "0001")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO domains (id, name, created_at) VALUES (1, 'old.test', CURRENT_TIMESTAMP)"))
+            connection.execute(
+                text(
+                    "INSERT INTO queued_messages (id, sender, recipients, message_blob, state, attempts, next_attempt_at,"
+                    " created_at) VALUES ('m1', 'a@old.test', '[\"b@x.test\"]', :blob, 'queued', 0,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"blob": b"x"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO delivery_log (message_id, recipient, attempt, at) VALUES"
+                    " ('m1', 'b@x.test', 0, CURRENT_TIMESTAMP), ('m1', 'b@x.test', 1, CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade_database(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT attempt, source, outcome, hard_bounce FROM delivery_log ORDER BY attempt")).all()
+            domain_ips = connection.execute(text("SELECT ips FROM domains")).scalar_one()
+            tries = connection.execute(text("SELECT tries FROM queued_messages")).scalar_one()
+        assert [(r.attempt, r.source, r.outcome) for r in rows] == [(0, "bounce", "bounced"), (1, "attempt", None)]
+        assert not any(r.hard_bounce for r in rows)
+        assert domain_ips in ("[]", [])
+        assert tries == 0
+    finally:
+        engine.dispose()
 
 
 def test_migration_matches_the_models(engine: Engine) -> None:

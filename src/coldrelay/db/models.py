@@ -115,6 +115,8 @@ class Domain(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(253), unique=True)
+    # The sending IPs of box.<domain>: its A/AAAA records, SPF ip4/ip6 and the PTR each IP needs.
+    ips: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="domain", order_by="Mailbox.address")
@@ -191,7 +193,9 @@ class QueuedMessage(Base):
     message_path: Mapped[str | None] = mapped_column(Text)  # a spool file, for large messages
     message_blob: Mapped[bytes | None] = mapped_column(LargeBinary)  # or the bytes themselves
     state: Mapped[MessageState] = mapped_column(_string_enum(MessageState, "message_state"), default=MessageState.QUEUED)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # leases that expired without an outcome
+    tries: Mapped[int] = mapped_column(Integer, default=0)  # delivery attempts that ended in a remote answer or failure
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last try did not finish the message
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column()
@@ -206,6 +210,21 @@ class QueuedMessage(Base):
     )
 
 
+class DeliveryOutcome(enum.StrEnum):
+    """What one log row says happened to one recipient."""
+
+    DELIVERED = "delivered"  # the remote server said 250
+    DEFERRED = "deferred"  # a 4xx or a connection failure: tried again later
+    BOUNCED = "bounced"  # final failure: a 5xx, a null MX, or retries gave up
+
+
+class LogSource(enum.StrEnum):
+    """Where a log row comes from: our own delivery attempt, or a bounce email that arrived later."""
+
+    ATTEMPT = "attempt"
+    BOUNCE = "bounce"
+
+
 class DeliveryLog(Base):
     """One delivery attempt to one recipient and what the remote server answered."""
 
@@ -213,7 +232,11 @@ class DeliveryLog(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("queued_messages.id", ondelete="CASCADE"), index=True)
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)  # the envelope sender: the reputation guard's key
     recipient: Mapped[str] = mapped_column(String(320))
+    outcome: Mapped[DeliveryOutcome | None] = mapped_column(_string_enum(DeliveryOutcome, "delivery_outcome"))
+    source: Mapped[LogSource] = mapped_column(_string_enum(LogSource, "log_source"), default=LogSource.ATTEMPT)
+    hard_bounce: Mapped[bool] = mapped_column(default=False)
     remote_host: Mapped[str | None] = mapped_column(String(253))
     reply_code: Mapped[int | None] = mapped_column(Integer)
     enhanced_code: Mapped[str | None] = mapped_column(String(16))
@@ -223,6 +246,70 @@ class DeliveryLog(Base):
     article: Mapped[str | None] = mapped_column(String(200))  # knowledge-base slug
     tls_version: Mapped[str | None] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     message: Mapped[QueuedMessage] = relationship(back_populates="deliveries")
+
+
+class PauseScope(enum.StrEnum):
+    """What a pause stops: one mailbox, or every mailbox of a domain."""
+
+    MAILBOX = "mailbox"
+    DOMAIN = "domain"
+
+
+class SenderPause(Base):
+    """The reputation guard stopped a sender; it stays stopped until a person resumes it.
+
+    Rows are kept after resuming (``resumed_at`` set) so the dashboard can show the history.
+    """
+
+    __tablename__ = "sender_pauses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[PauseScope] = mapped_column(_string_enum(PauseScope, "pause_scope"))
+    name: Mapped[str] = mapped_column(String(320))  # the mailbox address or the domain name
+    trigger: Mapped[str] = mapped_column(String(32))  # hard-bounce-rate | blocklisted | manual
+    detail: Mapped[str] = mapped_column(Text)  # the figures or the reply that caused it, for people
+    paused_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resumed_at: Mapped[datetime | None] = mapped_column()
+    resumed_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_sender_pauses_scope_name", "scope", "name"),)
+
+
+class AdminUser(Base):
+    """A person who may use the admin dashboard; the first one is made by ``coldrelay admin create``."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+
+
+class AdminSession(Base):
+    """A logged-in browser: only the SHA-256 of the cookie's token is stored, with its CSRF token and expiry."""
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiToken(Base):
+    """A bearer token for the admin JSON API; shown once, stored as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from coldrelay.bounces import BounceRecord, parse
 from coldrelay.db import DeliveryLog, QueuedMessage
+from coldrelay.db.models import DeliveryOutcome, LogSource
 from coldrelay.mta.checks.headers import field_name, field_value, split_header
 from coldrelay.mta.queue import MailQueue, QueueError, SpoolError
 from coldrelay.mta.store.message import InboundMessage
@@ -145,6 +146,9 @@ class BounceStep:
                 provider=record.provider[:64] if record.provider else None,
                 article=record.article[:200] if record.article else None,
                 attempt=BOUNCE_ATTEMPT,
+                source=LogSource.BOUNCE,
+                outcome=DeliveryOutcome.BOUNCED if record.hard_bounce or record.action == "failed" else DeliveryOutcome.DEFERRED,
+                hard_bounce=record.hard_bounce,
             )
             for record, queue_id in matched
         ]

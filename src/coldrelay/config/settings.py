@@ -13,13 +13,38 @@ was expected, instead of a traceback minutes later.
 from __future__ import annotations
 
 import difflib
-import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, TypeVar
+
+from coldrelay.config.delivery import (
+    DeliverySettings,
+    DnsSettings,
+    ReputationSettings,
+    parse_destinations,
+    parse_transports,
+)
+from coldrelay.config.pricing import PricingSettings, parse_tiers
+from coldrelay.config.values import (
+    HOSTNAME,
+    Invalid,
+    ListenAddress,
+    boolean,
+    database_url,
+    duration,
+    durations,
+    fraction,
+    hostname,
+    listen,
+    money,
+    nameservers,
+    positive_int,
+    selector,
+    string,
+)
 
 CONFIG_FILE_NAME = "coldrelay.toml"
 DEFAULT_DATA_DIR_NAME = "data"
@@ -36,20 +61,11 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-class ListenAddress(NamedTuple):
-    """Where a listener binds: ``host:port``, with IPv6 hosts written in brackets (``[::1]:25``)."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
 DEFAULT_MX_LISTEN = ListenAddress("127.0.0.1", 2525)  # production: port 25
 DEFAULT_SUBMISSION_LISTEN = ListenAddress("127.0.0.1", 2587)  # production: port 587, STARTTLS
 DEFAULT_SUBMISSIONS_LISTEN = ListenAddress("127.0.0.1", 2465)  # production: port 465, implicit TLS
 DEFAULT_WEB_LISTEN = ListenAddress("127.0.0.1", 8080)
+DEFAULT_IMAP_LISTEN = ListenAddress("127.0.0.1", 2993)  # production: port 993, implicit TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,21 @@ class DkimSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """IMAP for the sending platforms (Dovecot over the Maildirs), when Dovecot is installed."""
+
+    enabled: bool = True
+    listen: ListenAddress = DEFAULT_IMAP_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The admin dashboard's sessions."""
+
+    session_lifetime: float = 12 * 3600.0  # seconds a login lasts
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the mail host is configured by; build it with ``load_settings``."""
 
@@ -97,6 +128,12 @@ class Settings:
     limits: LimitSettings = LimitSettings()
     web: WebSettings = WebSettings()
     dkim: DkimSettings = DkimSettings()
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    reputation: ReputationSettings = field(default_factory=ReputationSettings)
+    imap: ImapSettings = ImapSettings()
+    admin: AdminSettings = AdminSettings()
+    pricing: PricingSettings = field(default_factory=PricingSettings)
 
     @property
     def config_path(self) -> Path:
@@ -104,78 +141,62 @@ class Settings:
         return self.data_dir / CONFIG_FILE_NAME
 
 
-class _Invalid(Exception):
-    """Raised by a key's parser with the wording of what it expected."""
-
-
-def _string(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid("a non-empty string")
-    return value.strip()
-
-
-def _positive_int(value: object) -> int:
-    # bool is an int subclass: `daily_cap = true` is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _Invalid("a positive integer")
-    return value
-
-
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
-
-
-def _hostname(value: object) -> str:
-    if not isinstance(value, str) or not _HOSTNAME.match(value.strip().lower().rstrip(".")):
-        raise _Invalid("a host name such as box.example.com")
-    return value.strip().lower().rstrip(".")
-
-
-def _listen(value: object) -> ListenAddress:
-    expected = 'an address "host:port" such as "127.0.0.1:2525" or "[::1]:2525", port 1-65535'
-    if not isinstance(value, str):
-        raise _Invalid(expected)
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", value.strip())
-    if not match:
-        raise _Invalid(expected)
-    host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 1 <= port <= 65535:
-        raise _Invalid(expected)
-    return ListenAddress(host, port)
-
-
-def _database_url(value: object) -> str:
-    if not isinstance(value, str) or not re.match(r"^[a-z][a-z0-9+]*://", value.strip()):
-        raise _Invalid(
-            'a database URL such as "sqlite:////var/lib/coldrelay/coldrelay.db" or "postgresql+psycopg://user@host/db"'
-        )
-    return value.strip()
-
-
-def _selector(value: object) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", value.strip().lower()):
-        raise _Invalid("a DKIM selector: one DNS label of letters, digits and hyphens, such as s1")
-    return value.strip().lower()
-
-
 _Parser = Callable[[object], object]
 
 # section ("" = top level) -> key -> parser. The only keys coldrelay.toml may hold; the README lists them.
 _SCHEMA: dict[str, dict[str, _Parser]] = {
-    "": {"database_url": _database_url, "hostname": _hostname},
+    "": {"database_url": database_url, "hostname": hostname},
     "smtp": {
-        "mx_listen": _listen,
-        "submission_listen": _listen,
-        "submissions_listen": _listen,
-        "tls_cert": _string,
-        "tls_key": _string,
+        "mx_listen": listen,
+        "submission_listen": listen,
+        "submissions_listen": listen,
+        "tls_cert": string,
+        "tls_key": string,
     },
-    "limits": {"daily_cap": _positive_int, "max_message_size": _positive_int, "max_recipients": _positive_int},
-    "web": {"listen": _listen},
-    "dkim": {"selector": _selector},
+    "limits": {"daily_cap": positive_int, "max_message_size": positive_int, "max_recipients": positive_int},
+    "web": {"listen": listen},
+    "dkim": {"selector": selector},
+    "dns": {"nameservers": nameservers, "timeout": duration},
+    "delivery": {
+        "concurrency": positive_int,
+        "batch_size": positive_int,
+        "lease_seconds": duration,
+        "poll_interval": duration,
+        "retry_schedule": durations,
+        "give_up_after": duration,
+        "connect_timeout": duration,
+        "command_timeout": duration,
+        "idle_connection_seconds": duration,
+        "smarthost": listen,
+        "tls_ca_file": string,
+    },
+    "transports": {},  # free keys: recipient domain = "host:port" (parsed as one table)
+    "destinations": {},  # tables [destinations.NAME] (parsed as one table)
+    "reputation": {
+        "hard_bounce_threshold": fraction,
+        "window": positive_int,
+        "min_sends": positive_int,
+        "pause_on_blocklist": boolean,
+    },
+    "imap": {"enabled": boolean, "listen": listen},
+    "admin": {"session_lifetime": duration},
+    "pricing": {
+        "tiers": parse_tiers,
+        "floor": money,
+        "minimum_monthly": money,
+        "currency": string,
+        "emails_per_mailbox": positive_int,
+        "mailboxes_per_domain": positive_int,
+        "google_workspace_seat": money,
+        "microsoft_365_seat": money,
+    },
 }
 
-KNOWN_KEYS: tuple[str, ...] = tuple(f"{section}.{key}" if section else key for section, keys in _SCHEMA.items() for key in keys)
+# Sections read whole, as one value: their keys are the user's (domains, destination names).
+_WHOLE_TABLES: dict[str, _Parser] = {"transports": parse_transports, "destinations": parse_destinations}
+
+_PLAIN_KEYS = tuple(f"{section}.{key}" if section else key for section, keys in _SCHEMA.items() for key in keys)
+KNOWN_KEYS: tuple[str, ...] = _PLAIN_KEYS + tuple(f"{section}.*" for section in _WHOLE_TABLES)
 
 
 def _parse(source: str, dotted: str, value: object) -> object:
@@ -187,7 +208,7 @@ def _parse(source: str, dotted: str, value: object) -> object:
         raise ConfigError(source, f"unknown key; {hint}known keys: {', '.join(KNOWN_KEYS)}", key=dotted)
     try:
         return parser(value)
-    except _Invalid as exc:
+    except Invalid as exc:
         raise ConfigError(source, f"expected {exc}, got {value!r}", key=dotted) from None
 
 
@@ -206,7 +227,12 @@ def _read_file(path: Path) -> dict[str, object]:
         raise ConfigError(source, f"cannot be read: {exc.strerror or exc}") from None
     values: dict[str, object] = {}
     for name, value in data.items():
-        if name in _SCHEMA and name:
+        if name in _WHOLE_TABLES:
+            try:
+                values[name] = _WHOLE_TABLES[name](value)
+            except Invalid as exc:
+                raise ConfigError(source, f"expected {exc}", key=name) from None
+        elif name in _SCHEMA and name:
             if not isinstance(value, dict):
                 raise ConfigError(source, f"expected a table [{name}], got {value!r}", key=name)
             for key, inner in value.items():
@@ -275,7 +301,40 @@ def load_settings(data_dir: Path, overrides: Mapping[str, object] | None = None)
         ),
         web=WebSettings(listen=_as_listen(get("web.listen", WebSettings().listen))),
         dkim=DkimSettings(selector=str(get("dkim.selector", DkimSettings().selector))),
+        dns=_section(DnsSettings(), "dns", values),
+        delivery=_delivery(values, data_path("delivery.tls_ca_file")),
+        reputation=_section(ReputationSettings(), "reputation", values),
+        imap=_section(ImapSettings(), "imap", values),
+        admin=_section(AdminSettings(), "admin", values),
+        pricing=_pricing(values, path),
     )
+
+
+_Section = TypeVar("_Section", DnsSettings, DeliverySettings, ReputationSettings, ImapSettings, AdminSettings, PricingSettings)
+
+
+def _section(defaults: _Section, name: str, values: Mapping[str, object], **extra: Any) -> _Section:
+    """The section's dataclass with every key the file or flags set (already parsed) put over its defaults."""
+    prefix = name + "."
+    changes: dict[str, Any] = {dotted[len(prefix) :]: value for dotted, value in values.items() if dotted.startswith(prefix)}
+    changes.update(extra)
+    return replace(defaults, **changes)
+
+
+def _delivery(values: Mapping[str, object], tls_ca_file: Path | None) -> DeliverySettings:
+    extra: dict[str, Any] = {"tls_ca_file": tls_ca_file}
+    if "transports" in values:
+        extra["transports"] = values["transports"]
+    if "destinations" in values:
+        extra["destinations"] = values["destinations"]
+    return _section(DeliverySettings(), "delivery", values, **extra)
+
+
+def _pricing(values: Mapping[str, object], path: Path) -> PricingSettings:
+    pricing = _section(PricingSettings(), "pricing", values)
+    if pricing.floor > min(tier.price for tier in pricing.tiers):
+        raise ConfigError(str(path), "the floor is above the cheapest tier's price", key="pricing.floor")
+    return pricing
 
 
 def _as_listen(value: object) -> ListenAddress:
@@ -291,4 +350,4 @@ def _as_int(value: object) -> int:
 def _default_hostname() -> str:
     """This machine's name, lower-cased; production sets ``hostname = "box.<domain>"`` in the file."""
     name = socket.gethostname().lower().rstrip(".")
-    return name if _HOSTNAME.match(name) else "localhost"
+    return name if HOSTNAME.match(name) else "localhost"

@@ -1,0 +1,55 @@
+"""The mail host's settings: one typed object, loaded once and passed down (see ``settings.py``)."""
+
+from coldrelay.config.delivery import DeliverySettings, DestinationLimits, DnsSettings, ReputationSettings
+from coldrelay.config.pricing import PriceTier, PricingSettings
+from coldrelay.config.settings import (
+    CONFIG_FILE_NAME,
+    DEFAULT_DATA_DIR_NAME,
+    DEFAULT_IMAP_LISTEN,
+    DEFAULT_MX_LISTEN,
+    DEFAULT_SUBMISSION_LISTEN,
+    DEFAULT_SUBMISSIONS_LISTEN,
+    DEFAULT_WEB_LISTEN,
+    KNOWN_KEYS,
+    AdminSettings,
+    ConfigError,
+    DkimSettings,
+    ImapSettings,
+    LimitSettings,
+    Settings,
+    SmtpSettings,
+    WebSettings,
+    default_data_dir,
+    ensure_data_dir,
+    load_settings,
+)
+from coldrelay.config.values import ListenAddress
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "DEFAULT_DATA_DIR_NAME",
+    "DEFAULT_IMAP_LISTEN",
+    "DEFAULT_MX_LISTEN",
+    "DEFAULT_SUBMISSIONS_LISTEN",
+    "DEFAULT_SUBMISSION_LISTEN",
+    "DEFAULT_WEB_LISTEN",
+    "KNOWN_KEYS",
+    "AdminSettings",
+    "ConfigError",
+    "DeliverySettings",
+    "DestinationLimits",
+    "DkimSettings",
+    "DnsSettings",
+    "ImapSettings",
+    "LimitSettings",
+    "ListenAddress",
+    "PriceTier",
+    "PricingSettings",
+    "ReputationSettings",
+    "Settings",
+    "SmtpSettings",
+    "WebSettings",
+    "default_data_dir",
+    "ensure_data_dir",
+    "load_settings",
+]

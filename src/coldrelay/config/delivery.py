@@ -18,7 +18,7 @@ class DnsSettings:
     """The resolver delivery and the inbound checks use (``None``: the system's nameservers)."""
 
     nameservers: tuple[str, ...] | None = None
-    timeout: float = 5.0
+    timeout: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Engine, Table, case, delete, insert, select, update
 from sqlalchemy.engine import Row
 
-from coldrelay.db import MessageState, QueuedMessage, utcnow
+from coldrelay.db import DeliveryLog, MessageState, QueuedMessage, utcnow
 from coldrelay.db.models import new_message_id
 from coldrelay.mta.queue.spool import Spool, SpoolError
 
@@ -61,6 +61,7 @@ DEFAULT_ORPHAN_GRACE = 3600.0  # seconds before an unreferenced spool file count
 HELD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)  # next_attempt_at of a held message
 
 _TABLE = cast(Table, QueuedMessage.__table__)
+_LOG_TABLE = cast(Table, DeliveryLog.__table__)
 
 
 class QueueState(enum.StrEnum):
@@ -125,9 +126,28 @@ class Leased:
     sender: str
     recipients: list[str]
     data: bytes
-    attempts: int
+    attempts: int  # expired leases so far (the crash counter)
     owner: str
     lease_expires_at: datetime
+    tries: int = 0  # delivery tries already made (the retry schedule's position)
+    created_at: datetime | None = None  # when the message was accepted (retries give up relative to it)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What one delivery try did to a message, for ``MailQueue.complete``.
+
+    ``state``: delivered or bounced (final) or deferred (``next_attempt_at`` required);
+    ``remaining``: the recipients still to try when some were done (deferred only);
+    ``log_rows``: ``DeliveryLog`` column values, one dict per recipient answered in this try.
+    """
+
+    state: MessageState
+    next_attempt_at: datetime | None = None
+    remaining: Sequence[str] | None = None
+    error: str | None = None
+    log_rows: Sequence[dict[str, Any]] = ()
+    count_try: bool = True  # False when nothing was tried (a paused sender's message is only postponed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +379,8 @@ class MailQueue:
                 QueuedMessage.message_path,
                 QueuedMessage.message_blob,
                 QueuedMessage.attempts,
+                QueuedMessage.tries,
+                QueuedMessage.created_at,
             )
         )
         with self.engine.begin() as connection:
@@ -371,8 +393,98 @@ class MailQueue:
                 log.error("queue message %s is unreadable and is held: %s", row.id, exc)
                 self._finish(row.id, owner, state=MessageState.DEFERRED, next_attempt_at=HELD_UNTIL)
                 continue
-            leased.append(Leased(row.id, row.sender, builtins.list(row.recipients), data, row.attempts, owner, expires))
+            leased.append(
+                Leased(
+                    row.id,
+                    row.sender,
+                    builtins.list(row.recipients),
+                    data,
+                    row.attempts,
+                    owner,
+                    expires,
+                    tries=row.tries,
+                    created_at=row.created_at,
+                )
+            )
         return leased
+
+    async def extend_leases(
+        self, message_ids: Sequence[str], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> set[str]:
+        """Push the expiry of leases ``owner`` still holds; returns the ids it no longer holds.
+
+        A delivery worker calls this as a heartbeat while slow servers or politeness waits keep a
+        message in flight, so no other worker takes a message that is still being delivered.
+        """
+        if not message_ids:
+            return set()
+        return await asyncio.to_thread(self._extend_leases, builtins.list(message_ids), owner, lease_seconds)
+
+    def _extend_leases(self, message_ids: builtins.list[str], owner: str, lease_seconds: float) -> set[str]:
+        expires = utcnow() + timedelta(seconds=lease_seconds)
+        statement = (
+            update(_TABLE)
+            .where(
+                QueuedMessage.id.in_(message_ids),
+                QueuedMessage.state == MessageState.LEASED,
+                QueuedMessage.lease_owner == owner,
+            )
+            .values(lease_expires_at=expires)
+            .returning(QueuedMessage.id)
+        )
+        with self.engine.begin() as connection:
+            kept = set(connection.execute(statement).scalars())
+        return set(message_ids) - kept
+
+    async def complete(self, message_id: str, owner: str, completion: Completion) -> None:
+        """Record one delivery try: the message's new state and the try's log rows, in one transaction.
+
+        One transaction, so a crash can never leave a message marked delivered without the log rows
+        that say to whom, nor log rows for a try whose state change was lost (the try is then simply
+        made again by the next lease holder). ``LeaseLost`` if ``owner`` no longer holds the lease:
+        nothing is written then.
+        """
+        await asyncio.to_thread(self._complete, message_id, owner, completion)
+
+    def _complete(self, message_id: str, owner: str, completion: Completion) -> None:
+        values: dict[str, Any] = {
+            "state": completion.state,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_error": completion.error,
+        }
+        if completion.count_try:
+            values["tries"] = QueuedMessage.tries + 1
+        if completion.state is MessageState.DEFERRED:
+            if completion.next_attempt_at is None or completion.next_attempt_at.tzinfo is None:
+                raise ValueError("a deferred completion needs an aware next_attempt_at")
+            values["next_attempt_at"] = completion.next_attempt_at
+        elif completion.state not in (MessageState.DELIVERED, MessageState.BOUNCED):
+            raise ValueError(f"a completion cannot move a message to {completion.state}")
+        if completion.remaining is not None:
+            if not completion.remaining:
+                raise ValueError("remaining recipients, when given, cannot be empty")
+            values["recipients"] = builtins.list(completion.remaining)
+        statement = (
+            update(_TABLE)
+            .where(
+                QueuedMessage.id == message_id,
+                QueuedMessage.state == MessageState.LEASED,
+                QueuedMessage.lease_owner == owner,
+            )
+            .values(**values)
+            .returning(QueuedMessage.id)
+        )
+        with self.engine.begin() as connection:
+            if connection.execute(statement).first() is not None:
+                if completion.log_rows:
+                    rows = [{**row, "message_id": message_id} for row in completion.log_rows]
+                    connection.execute(insert(_LOG_TABLE), rows)
+                return
+        entry = self._get(message_id)
+        if entry is None:
+            raise UnknownMessage(message_id)
+        raise LeaseLost(f"{owner!r} does not hold the lease on {message_id} (it is {entry.state}, owner {entry.lease_owner!r})")
 
     async def mark_delivered(self, message_id: str, owner: str) -> None:
         """Every recipient accepted the message (final)."""

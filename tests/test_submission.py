@@ -482,3 +482,43 @@ def test_configured_certificate_is_used(tmp_path: Path) -> None:
     issued.private_key_pem.write_to_path(str(key))
     assert isinstance(ensure_certificate(tmp_path, "box.hosted.test", cert, key), ssl.SSLContext)
     assert not (tmp_path / TLS_DIR_NAME).exists()
+
+
+def test_paused_sender_is_told_at_mail_from(sub: Submission) -> None:
+    """A mailbox the reputation guard paused gets 450 4.7.1 at MAIL FROM, and nothing is queued."""
+
+    class Paused:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        async def paused(self, sender: str) -> object | None:
+            self.asked.append(sender)
+            return object() if sender == "alice@hosted.test" else None
+
+    pauses = Paused()
+    sessions = session_factory(sub.engine)
+    server = sub.loop.run(
+        start_submission(
+            "127.0.0.1",
+            0,
+            implicit_tls=False,
+            tls_context=sub.tls_context,
+            accounts=DatabaseAccounts(sessions),
+            queue=sub.queue,
+            signer=DkimSigner(sessions),
+            limits=LIMITS,
+            hostname="box.hosted.test",
+            pauses=pauses,
+        )
+    )
+    before = len(sub.entries())
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+            client.starttls(context=sub.client_context())
+            assert client.login("alice@hosted.test", PASSWORD)[0] == 235
+            code, text = client.mail("alice@hosted.test")
+            assert code == 450 and b"4.7.1" in text and b"paused" in text
+    finally:
+        sub.loop.run(server.stop())
+    assert pauses.asked == ["alice@hosted.test"]
+    assert len(sub.entries()) == before

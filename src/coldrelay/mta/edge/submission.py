@@ -274,8 +274,14 @@ def _mailbox_of(session: Session) -> AuthenticatedMailbox:
     return mailbox
 
 
+class SenderPauses(Protocol):
+    """The reputation guard as submission sees it: is this sender (or its domain) paused?"""
+
+    async def paused(self, sender: str) -> object | None: ...
+
+
 class SubmissionHandler:
-    """aiosmtpd hooks: sender ownership, the daily cap, recipients, and the DATA pipeline."""
+    """aiosmtpd hooks: sender ownership, paused senders, the daily cap, recipients, and the DATA pipeline."""
 
     def __init__(
         self,
@@ -284,12 +290,14 @@ class SubmissionHandler:
         signer: MessageSigner,
         limits: SubmissionLimits,
         guards: SubmissionGuards,
+        pauses: SenderPauses | None = None,
     ) -> None:
         self.accounts = accounts
         self.queue = queue
         self.signer = signer
         self.limits = limits
         self.guards = guards
+        self.pauses = pauses
 
     def cap_of(self, mailbox: AuthenticatedMailbox) -> int:
         return mailbox.daily_cap if mailbox.daily_cap is not None else self.limits.daily_cap
@@ -300,9 +308,13 @@ class SubmissionHandler:
             log.warning("%s tried MAIL FROM:<%s>", mailbox.address, address)
             return str(replies.SENDER_NOT_OWNED)
         try:
+            # A paused sender is told at once (450: nothing is lost, the platform keeps the message)
+            # rather than having its mail pile up in a queue that will not send it.
+            if self.pauses is not None and await self.pauses.paused(mailbox.address) is not None:
+                return str(replies.SENDER_PAUSED)
             sent = await self.accounts.sent_today(mailbox.address)
         except Exception:
-            log.exception("daily count for %s failed", mailbox.address)
+            log.exception("sender checks (pause, daily count) for %s failed", mailbox.address)
             return str(replies.LOCAL_ERROR)
         if sent >= self.cap_of(mailbox):
             return str(replies.DAILY_CAP_REACHED)
@@ -523,6 +535,7 @@ async def start_submission(
     limits: SubmissionLimits | None = None,
     hostname: str = "localhost",
     guards: SubmissionGuards | None = None,
+    pauses: SenderPauses | None = None,
 ) -> SubmissionServer:
     """Listen for submission on ``host:port`` (port 0: any free port), STARTTLS or implicit TLS.
 
@@ -531,7 +544,7 @@ async def start_submission(
     limits = limits or SubmissionLimits()
     guards = guards or SubmissionGuards(limits)
     loop = asyncio.get_running_loop()
-    handler = SubmissionHandler(accounts, queue, signer, limits, guards)
+    handler = SubmissionHandler(accounts, queue, signer, limits, guards, pauses)
     gate = ConnectionGate(limits.max_connections_per_ip, limits.max_connections)
     sessions: set[MXSession] = set()
 

@@ -85,7 +85,8 @@ def serve_data_dir(tmp_path: Path, web: int, mx: int, submission: int | None = N
     (data / "coldrelay.toml").write_text(
         f'hostname = "box.hosted.test"\n[web]\nlisten = "127.0.0.1:{web}"\n[smtp]\nmx_listen = "127.0.0.1:{mx}"\n'
         f'submission_listen = "127.0.0.1:{submission or _free_port()}"\n'
-        f'submissions_listen = "127.0.0.1:{submissions or _free_port()}"\n',
+        f'submissions_listen = "127.0.0.1:{submissions or _free_port()}"\n'
+        f'[imap]\nlisten = "127.0.0.1:{_free_port()}"\n',
         encoding="utf-8",
     )
     return data

@@ -31,7 +31,7 @@ def test_mx_refuses_relay_and_delivers_to_the_hosted_mailbox(served: Served) -> 
 
 def test_submission_queues_a_signed_message(served: Served) -> None:
     assert f"127.0.0.1:{served.submission}" in served.banner and f"127.0.0.1:{served.submissions}" in served.banner
-    assert "Outbound delivery is not part of this release" in served.banner
+    assert "Outbound delivery: up to 50 messages at once" in served.banner
     unverified = ssl.create_default_context()
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE  # the self-signed certificate serve made at first start
@@ -86,3 +86,35 @@ def test_bad_flag_value_is_a_clear_error(serve_host: ServeHost) -> None:
     assert result.returncode == 2
     assert "Configuration error" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_submitted_mail_is_delivered_signed_and_a_bounce_reaches_the_mailbox(serve_host: ServeHost) -> None:
+    """The whole path in one process: submission, DKIM, the queue, the delivery worker, a remote MX
+    (a loopback sink through [transports]); a 5xx there comes back as a DSN in the sender's Maildir."""
+    import time
+
+    from helpers.sinks import Behaviour, Reply, SinkServer
+
+    unknown = Reply(550, "5.1.1", "The email account that you tried to reach does not exist")
+    with SinkServer(Behaviour({"gone": unknown})) as sink:
+        with (serve_host.data / "coldrelay.toml").open("a", encoding="utf-8") as config:
+            config.write(f'[transports]\n"leads.test" = "127.0.0.1:{sink.port}"\n')
+        served = serve_host.start()
+        unverified = ssl.create_default_context()
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", served.submission, timeout=10) as client:
+            client.starttls(context=unverified)
+            client.login("anna@hosted.test", PASSWORD)
+            for lead in ("lead", "gone"):
+                body = f"From: Anna <anna@hosted.test>\r\nTo: {lead}@leads.test\r\nSubject: hi {lead}\r\n\r\nHello\r\n"
+                client.sendmail("anna@hosted.test", [f"{lead}@leads.test"], body.encode())
+        new = served.data / "mail" / "hosted.test" / "anna" / "Maildir" / "new"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (sink.messages and new.is_dir() and any(new.iterdir())):
+            time.sleep(0.2)
+    assert [m.rcpt_tos for m in sink.messages] == [["lead@leads.test"]]
+    assert sink.messages[0].data.startswith(b"DKIM-Signature: ") and b"d=hosted.test" in sink.messages[0].data
+    (dsn,) = list(new.iterdir())
+    text = dsn.read_text(encoding="utf-8", errors="replace")
+    assert "gone@leads.test" in text and "5.1.1" in text and "multipart/report" in text

@@ -125,7 +125,8 @@ def test_serve_killed_mid_stream_loses_no_acknowledged_message(serve_host: Serve
     _add_senders(serve_host.data)
     with (serve_host.data / "coldrelay.toml").open("a", encoding="utf-8") as config:
         config.write("[limits]\ndaily_cap = 1000\n")  # anna's cap is the default (50): raise it for the stream
-    served = serve_host.start()
+    # No delivery workers: this test is about what acceptance makes durable, so the queue must stay as the edge left it.
+    served = serve_host.start("--no-delivery")
     submitter = Submitter(served.submission)
     submitter.start()
     submitter.wait_for(KILL_AFTER, timeout=20)
@@ -150,7 +151,7 @@ def test_serve_killed_mid_stream_loses_no_acknowledged_message(serve_host: Serve
     assert len(queued) >= len(acked)
 
     # Restart on the same data directory: it comes up (start waits for the web page) and the queue is as it was.
-    restarted = serve_host.start()
+    restarted = serve_host.start("--no-delivery")
     assert asyncio.run(_snapshot(serve_host.data)) == queued
     with smtplib.SMTP("127.0.0.1", restarted.submission, timeout=10) as client:
         client.starttls(context=_unverified())

@@ -481,10 +481,14 @@ class MailQueue:
                     rows = [{**row, "message_id": message_id} for row in completion.log_rows]
                     connection.execute(insert(_LOG_TABLE), rows)
                 return
+        raise self._lease_lost(message_id, owner)
+
+    def _lease_lost(self, message_id: str, owner: str) -> QueueError:
+        """Why an update guarded by the lease matched nothing: the message is gone, or not ours."""
         entry = self._get(message_id)
         if entry is None:
-            raise UnknownMessage(message_id)
-        raise LeaseLost(f"{owner!r} does not hold the lease on {message_id} (it is {entry.state}, owner {entry.lease_owner!r})")
+            return UnknownMessage(message_id)
+        return LeaseLost(f"{owner!r} does not hold the lease on {message_id} (it is {entry.state}, owner {entry.lease_owner!r})")
 
     async def mark_delivered(self, message_id: str, owner: str) -> None:
         """Every recipient accepted the message (final)."""
@@ -516,10 +520,7 @@ class MailQueue:
         with self.engine.begin() as connection:
             if connection.execute(statement).first() is not None:
                 return
-        entry = self._get(message_id)
-        if entry is None:
-            raise UnknownMessage(message_id)
-        raise LeaseLost(f"{owner!r} does not hold the lease on {message_id} (it is {entry.state}, owner {entry.lease_owner!r})")
+        raise self._lease_lost(message_id, owner)
 
     async def release_expired(self) -> Released:
         """Put messages whose lease expired back in the queue, counting a crash for each.

@@ -103,8 +103,14 @@ def trace_headers(message: InboundMessage, recipient: str, hostname: str) -> byt
     return f"Return-Path: <{sender}>\n{received}".encode("ascii")
 
 
-def deliver_to_maildir(data_dir: Path, recipient: str, message: InboundMessage, *, hostname: str) -> Path:
-    """Deliver one copy durably; returns its path in ``new/``. Blocking: call it from a worker thread."""
+def deliver_to_maildir(
+    data_dir: Path, recipient: str, message: InboundMessage, *, hostname: str, chown_to: tuple[int, int] | None = None
+) -> Path:
+    """Deliver one copy durably; returns its path in ``new/``. Blocking: call it from a worker thread.
+
+    ``chown_to`` (uid, gid) hands the file to another user while it is still in ``tmp/``: once it
+    is in ``new/`` an IMAP server may move it at any moment, so a later chown could miss it.
+    """
     root = maildir_path(data_dir, recipient)
     ensure_maildir(root)
     name = unique_name(hostname)
@@ -113,6 +119,8 @@ def deliver_to_maildir(data_dir: Path, recipient: str, message: InboundMessage, 
     fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
+            if chown_to is not None:
+                os.fchown(fd, *chown_to)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)

@@ -1,13 +1,16 @@
-"""``coldrelay serve``: the web app, the MX and the submission listeners in one process.
+"""``coldrelay serve``: the web app, the MX, submission, outbound delivery (and IMAP) in one process.
 
-Outbound delivery (the relay workers) joins in a later release; until then serve says so
-instead of pretending, and submitted mail waits in the queue.
+``--role`` splits them for several machines: ``web`` (the site and dashboard), ``edge`` (MX and
+submission), ``delivery`` (workers only; run as many as you like against one PostgreSQL queue),
+``all`` (the default: everything, the embedded SQLite setup of a single box).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -20,11 +23,24 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from coldrelay.cli.context import AppContext
+    from coldrelay.cli.serve_imap import ImapRunner
+    from coldrelay.config import Settings
     from coldrelay.dns import Resolver
+    from coldrelay.mta.delivery.service import DeliveryService
     from coldrelay.mta.edge import MXServer, SubmissionServer
     from coldrelay.mta.queue import MailQueue
+    from coldrelay.mta.store.message import MessageStore
 
 console = Console()
+
+
+class Role(enum.StrEnum):
+    """What one ``coldrelay serve`` process runs."""
+
+    ALL = "all"
+    WEB = "web"
+    EDGE = "edge"
+    DELIVERY = "delivery"
 
 
 def _check_free(host: str, port: int, what: str) -> None:
@@ -38,12 +54,21 @@ def _check_free(host: str, port: int, what: str) -> None:
 
 def serve_command(
     ctx: typer.Context,
+    role: Annotated[
+        Role, typer.Option(help="all: everything; web: site and dashboard; edge: MX and submission; delivery: workers only.")
+    ] = Role.ALL,
     host: Annotated[str | None, typer.Option(help="Address the web app listens on (default: [web] listen).")] = None,
     port: Annotated[int | None, typer.Option(help="Port of the web app (default: [web] listen).")] = None,
     mx: Annotated[bool, typer.Option("--mx/--no-mx", help="Run the MX listener for hosted mailboxes.")] = True,
     submission: Annotated[
         bool,
         typer.Option("--submission/--no-submission", help="Run the submission listeners (STARTTLS and implicit TLS)."),
+    ] = True,
+    delivery: Annotated[
+        bool, typer.Option("--delivery/--no-delivery", help="Run the outbound delivery workers (--no-delivery: mail waits).")
+    ] = True,
+    imap: Annotated[
+        bool, typer.Option("--imap/--no-imap", help="Run IMAP (a private Dovecot) for the sending platforms, when installed.")
     ] = True,
     hostname: Annotated[str | None, typer.Option(help="The mail host's name (default: hostname in coldrelay.toml).")] = None,
     mx_listen: Annotated[str | None, typer.Option(help="HOST:PORT of the MX (default: [smtp] mx_listen).")] = None,
@@ -64,7 +89,7 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the SMTP error reference, the tools, the JSON API, the MX and submission for hosted mailboxes."""
+    """Serve the SMTP error reference, the tools, the JSON API, the MX, submission and outbound delivery."""
     import uvicorn
 
     from coldrelay.errors import default_knowledge_base
@@ -84,11 +109,18 @@ def serve_command(
         "smtp.submissions_listen": submissions_listen,
         "smtp.tls_cert": str(Path(tls_cert).absolute()) if tls_cert else None,
         "smtp.tls_key": str(Path(tls_key).absolute()) if tls_key else None,
+        "dns.nameservers": list(nameserver) if nameserver else None,
     }
     settings = context.apply_flags({key: value for key, value in flags.items() if value is not None})
+    web = role in (Role.ALL, Role.WEB)
+    mx = mx and role in (Role.ALL, Role.EDGE)
+    submission = submission and role in (Role.ALL, Role.EDGE)
+    delivery = delivery and role in (Role.ALL, Role.DELIVERY)
+    imap = imap and settings.imap.enabled and role in (Role.ALL, Role.EDGE)
     web_host = host or settings.web.listen.host
     web_port = port if port is not None else settings.web.listen.port
-    _check_free(web_host, web_port, "web app")
+    if web:
+        _check_free(web_host, web_port, "web app")
     mx_address = settings.smtp.mx_listen
     starttls_listen, implicit_listen = settings.smtp.submission_listen, settings.smtp.submissions_listen
     if mx:
@@ -98,65 +130,130 @@ def serve_command(
         _check_free(implicit_listen.host, implicit_listen.port, "submission listener (implicit TLS)")
 
     async def run() -> None:
+        from coldrelay.cli.serve_imap import ImapRunner
         from coldrelay.config import ListenAddress, ensure_data_dir
-        from coldrelay.db import create_engine, upgrade_database
+        from coldrelay.db import create_engine, session_factory, upgrade_database
         from coldrelay.dns import Resolver
         from coldrelay.mta.queue import MailQueue
         from coldrelay.mta.tls import ensure_certificate
+        from coldrelay.web.admin import AdminState, install_admin
         from coldrelay.web.tools import ToolSettings
 
+        nameservers = list(settings.dns.nameservers) if settings.dns.nameservers else None
         try:
-            resolver = Resolver(nameserver or None)
+            resolver = Resolver(nameservers, timeout=settings.dns.timeout)
         except ValueError as exc:
-            console.print(f"[red]Bad --nameserver:[/red] {exc}")
+            console.print(f"[red]Bad nameserver (--nameserver or [dns] nameservers):[/red] {exc}")
             raise typer.Exit(2) from None
-        app = create_app(tools=ToolSettings(nameserver or None))
+        # Every role needs the database: the dashboard reads it, the edge and the workers share the queue.
+        ensure_data_dir(context.data_dir)
+        engine: Engine = create_engine(settings.database_url)
+        await asyncio.to_thread(upgrade_database, engine)
+        sessions = session_factory(engine)
+        app = create_app(tools=ToolSettings(nameservers), pricing=settings.pricing, sessions=sessions)
+        install_admin(app, AdminState(engine=engine, sessions=sessions, settings=settings, resolver=resolver))
         server = uvicorn.Server(uvicorn.Config(app, host=web_host, port=web_port, log_level="warning"))
-        engine: Engine | None = None
-        queue: MailQueue | None = None
+        queue = MailQueue(engine, context.data_dir / "spool")
         listeners: list[MXServer | SubmissionServer] = []
+        delivery_service: DeliveryService | None = None
+        imap_service: ImapRunner | None = None
         try:
-            if mx or submission:
-                ensure_data_dir(context.data_dir)
-                engine = create_engine(settings.database_url)
-                await asyncio.to_thread(upgrade_database, engine)
-                queue = MailQueue(engine, context.data_dir / "spool")
-                # One certificate for every SMTP listener: the configured pair, else a self-signed one.
+            store = _mail_store(context.data_dir, imap)
+            if mx or submission or imap:
+                # One certificate for every TLS listener: the configured pair, else a self-signed one.
                 tls_context = await asyncio.to_thread(
                     ensure_certificate, context.data_dir, settings.hostname, settings.smtp.tls_cert, settings.smtp.tls_key
                 )
+            if mx or submission:
                 # Spool files of enqueues that crashed before their commit: nothing of ours is in
                 # flight yet (the listeners are not open), so no grace period is needed.
                 await queue.recover(grace_seconds=0)
-            web_address = ListenAddress(web_host, web_port)
-            console.print(f"coldrelay web app on [bold]http://{web_address}[/bold] ({len(kb)} error articles).")
-            if mx and engine is not None and queue is not None:
-                listeners.append(await _start_mx(context, engine, queue, resolver, tls_context, mx_address.host, mx_address.port))
+            if web:
+                web_address = ListenAddress(web_host, web_port)
+                console.print(f"coldrelay web app on [bold]http://{web_address}[/bold] ({len(kb)} error articles).")
+            if mx:
+                listeners.append(
+                    await _start_mx(context, engine, queue, resolver, tls_context, mx_address.host, mx_address.port, store)
+                )
                 console.print(f"MX for hosted mailboxes on [bold]{mx_address}[/bold] (data in {context.data_dir}).")
-            if submission and engine is not None and queue is not None:
-                listeners.extend(await _start_submission(context, engine, queue, tls_context))
+            if submission:
+                listeners.extend(await _start_submission(context, engine, queue, tls_context, settings))
                 console.print(
                     f"Submission on [bold]{starttls_listen}[/bold] (STARTTLS) and [bold]{implicit_listen}[/bold] "
                     "(implicit TLS), AUTH required."
                 )
-            console.print(
-                "Outbound delivery is not part of this release yet: submitted mail waits in the queue. Ctrl-C stops it."
-            )
-            await server.serve()
+            if delivery:
+                from coldrelay.mta.delivery.service import DeliveryService
+
+                delivery_service = DeliveryService(queue, engine, settings, resolver, store=store)
+                await delivery_service.start()
+                console.print(
+                    f"Outbound delivery: up to {settings.delivery.concurrency} messages at once, "
+                    f"worker [bold]{delivery_service.owner}[/bold]."
+                )
+            elif role is Role.ALL:
+                console.print("Outbound delivery is off (--no-delivery): submitted mail waits in the queue.")
+            if imap:
+                imap_service = await ImapRunner.start(settings, engine, console)
+            elif role in (Role.ALL, Role.EDGE):
+                console.print("IMAP is off (--no-imap or [imap] enabled = false).")
+            console.print("Ctrl-C stops it.")
+            if web:
+                await server.serve()
+            else:
+                await _wait_for_signal()
         finally:
+            if imap_service is not None:
+                await imap_service.stop()
+            if delivery_service is not None:
+                await delivery_service.stop()
+                stats = delivery_service.worker.stats
+                console.print(
+                    f"Delivery worker {delivery_service.owner} stopped after {stats.tries} tries: "
+                    f"{stats.delivered} delivered, {stats.deferred} deferred, {stats.bounced} bounced."
+                )
             for listener in listeners:
                 await listener.stop()
-            if queue is not None:
-                await queue.close()
-            if engine is not None:
-                engine.dispose()
+            await queue.close()
+            engine.dispose()
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how one stops it
         asyncio.run(run())
 
 
+async def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (the web server does this itself when it runs)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _mail_store(data_dir: Path, imap: bool) -> MessageStore:
+    """Where inbound mail and DSNs are written: Maildirs owned by the user Dovecot reads them as,
+    when IMAP runs (as root that is not root; see coldrelay.mta.imap), else plain Maildirs."""
+    from coldrelay.mta.imap import OwnedMaildirStore, dovecot_available, mail_owner
+    from coldrelay.mta.store import MaildirStore
+
+    if imap and dovecot_available():
+        return OwnedMaildirStore(data_dir, mail_owner())
+    return MaildirStore(data_dir)
+
+
 async def _start_mx(
-    context: AppContext, engine: Engine, queue: MailQueue, resolver: Resolver, tls_context: ssl.SSLContext, host: str, port: int
+    context: AppContext,
+    engine: Engine,
+    queue: MailQueue,
+    resolver: Resolver,
+    tls_context: ssl.SSLContext,
+    host: str,
+    port: int,
+    store: MessageStore | None,
 ) -> MXServer:
     """Listen for inbound mail: SPF/DKIM/DMARC recorded in Authentication-Results, bounces linked to
     the queued message they answer, then stored in each mailbox's Maildir."""
@@ -168,7 +265,7 @@ async def _start_mx(
 
     settings = context.settings()
     directory = DatabaseDirectory(session_factory(engine))
-    store = MaildirStore(context.data_dir)
+    store = store or MaildirStore(context.data_dir)
     pipeline: list[PipelineStep] = [
         AuthenticationStep(resolver, settings.hostname),
         BounceStep(engine, QueueHeaderLocator(queue)),
@@ -180,14 +277,16 @@ async def _start_mx(
 
 
 async def _start_submission(
-    context: AppContext, engine: Engine, queue: MailQueue, tls_context: ssl.SSLContext
+    context: AppContext, engine: Engine, queue: MailQueue, tls_context: ssl.SSLContext, settings: Settings
 ) -> list[SubmissionServer]:
-    """Both submission listeners over one queue (``<data-dir>/spool``), one signer and shared AUTH throttling."""
+    """Both submission listeners over one queue (``<data-dir>/spool``), one signer, shared AUTH throttling,
+    and the reputation guard's pauses checked at MAIL FROM."""
     from coldrelay.db import session_factory
+    from coldrelay.mta.delivery.reputation import ReputationGuard
     from coldrelay.mta.dkim import DkimSigner
     from coldrelay.mta.edge import DatabaseAccounts, SubmissionGuards, SubmissionLimits, start_submission
 
-    settings = context.settings()
+    pauses = ReputationGuard(engine, settings.reputation)
     sessions = session_factory(engine)
     limits = SubmissionLimits.from_settings(settings.limits)
     accounts, signer, guards = DatabaseAccounts(sessions), DkimSigner(sessions), SubmissionGuards(limits)
@@ -206,6 +305,7 @@ async def _start_submission(
                     limits=limits,
                     hostname=settings.hostname,
                     guards=guards,
+                    pauses=pauses,
                 )
             )
     except BaseException:

@@ -128,10 +128,14 @@ def test_default_cap_follows_the_config(hosted: Path) -> None:
 
 
 def test_password_is_prompted_when_not_given(hosted: Path) -> None:
-    code, output = run(hosted, "mailbox", "add", "anna@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
+    code, output = run(hosted, "mailbox", "add", "anna@example.com", "--ask-password", input=f"{PASSWORD}\n{PASSWORD}\n")
     assert code == 0, output
     assert PASSWORD not in output
     assert "Mailbox anna@example.com added" in output
+    engine = create_engine(f"sqlite:///{hosted}/coldrelay.db")
+    with session_factory(engine)() as session:
+        assert verify_password(session, "anna@example.com", PASSWORD) is not None
+    engine.dispose()
 
 
 def test_mailbox_for_unknown_domain(hosted: Path) -> None:

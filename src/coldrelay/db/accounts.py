@@ -7,6 +7,7 @@ either makes all of its changes or none.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 
@@ -14,12 +15,12 @@ import idna
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from coldrelay.db.dkim_keys import generate_dkim_key
-from coldrelay.db.models import DkimAlgorithm, DkimKey, Domain, Mailbox
+from coldrelay.db.models import DkimAlgorithm, DkimKey, Domain, Mailbox, MessageState, QueuedMessage
 
 MIN_PASSWORD_LENGTH = 8  # submission passwords travel over SMTP AUTH and are guessed by bots; refuse the trivial
 
@@ -96,22 +97,51 @@ def get_domain(session: Session, name: str) -> Domain | None:
     return session.scalars(select(Domain).where(Domain.name == normalize_domain(name))).one_or_none()
 
 
-def create_domain(session: Session, name: str, selector: str = "s1", algorithm: DkimAlgorithm = DkimAlgorithm.RSA) -> Domain:
+def create_domain(
+    session: Session,
+    name: str,
+    selector: str = "s1",
+    algorithm: DkimAlgorithm = DkimAlgorithm.RSA,
+    *,
+    ips: Sequence[str] = (),
+    ed25519_selector: str | None = None,
+) -> Domain:
     """Add a hosted domain with a fresh active DKIM key under ``selector``.
 
     The key is made here, not on first send, so the DNS record can be published (and have
-    propagated) before any mail is signed with it.
+    propagated) before any mail is signed with it. ``ips`` are the mail host's sending addresses
+    (validated, stored canonical); ``ed25519_selector`` adds a second, Ed25519 key for dual signing.
     """
     normalized = normalize_domain(name)
-    if not _LABEL.match(selector):
-        raise InvalidName(f"{selector!r} is not a valid DKIM selector: use one label of letters, digits and hyphens")
+    selectors = [selector] if ed25519_selector is None else [selector, ed25519_selector]
+    for label in selectors:
+        if not _LABEL.match(label):
+            raise InvalidName(f"{label!r} is not a valid DKIM selector: use one label of letters, digits and hyphens")
+    if len(set(selectors)) != len(selectors):
+        raise InvalidName(f"the two DKIM keys need different selectors, both are {selector!r}")
+    addresses: list[str] = []
+    for raw in ips:
+        try:
+            address = str(ipaddress.ip_address(raw.strip()))
+        except ValueError:
+            raise InvalidName(f"{raw!r} is not an IPv4 or IPv6 address") from None
+        if address not in addresses:
+            addresses.append(address)
     if session.scalars(select(Domain.id).where(Domain.name == normalized)).first() is not None:
         raise AlreadyExists(f"The domain {normalized} is already hosted here.")
-    private_pem, public_b64 = generate_dkim_key(algorithm)
-    domain = Domain(name=normalized)
-    domain.dkim_keys.append(
-        DkimKey(selector=selector, algorithm=algorithm, private_key_pem=private_pem, public_key_b64=public_b64, active=True)
-    )
+    domain = Domain(name=normalized, ips=addresses)
+    keys = [(selector, algorithm)] + ([(ed25519_selector, DkimAlgorithm.ED25519)] if ed25519_selector is not None else [])
+    for key_selector, key_algorithm in keys:
+        private_pem, public_b64 = generate_dkim_key(key_algorithm)
+        domain.dkim_keys.append(
+            DkimKey(
+                selector=key_selector,
+                algorithm=key_algorithm,
+                private_key_pem=private_pem,
+                public_key_b64=public_b64,
+                active=True,
+            )
+        )
     session.add(domain)
     _flush_or_exists(session, f"The domain {normalized} is already hosted here.")
     return domain
@@ -201,3 +231,138 @@ def _flush_or_exists(session: Session, message: str) -> None:
     except IntegrityError:
         session.rollback()
         raise AlreadyExists(message) from None
+
+
+# --- Added for bulk provisioning and mailbox upkeep (coldrelay mailbox bulk|passwd|disable|enable|remove). ---
+
+
+class UnknownMailbox(AccountError):
+    """The address is not one of the hosted mailboxes."""
+
+
+class MailboxBusy(AccountError):
+    """The mailbox still has messages in the queue, so it cannot be removed yet."""
+
+
+def check_password(password: str) -> None:
+    """Raise ``AccountError`` for a password the submission service must not accept (too short)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash stored for ``password``, with the same parameters ``create_mailbox`` uses.
+
+    Safe to call from several threads at once: argon2-cffi releases the GIL while it hashes, which
+    is what lets a bulk run hash a hundred passwords on all cores instead of one after another.
+    """
+    check_password(password)
+    return _hasher.hash(password)
+
+
+def get_mailbox(session: Session, address: str) -> Mailbox | None:
+    """The mailbox with that address, in any spelling; ``None`` when there is none. Raises ``InvalidName``."""
+    return session.scalars(select(Mailbox).where(Mailbox.address == normalize_address(address))).one_or_none()
+
+
+def existing_addresses(session: Session, addresses: Sequence[str]) -> set[str]:
+    """Which of these stored-form addresses are mailboxes already (one query per 500, not one per address)."""
+    found: set[str] = set()
+    for start in range(0, len(addresses), 500):
+        chunk = list(addresses[start : start + 500])
+        found.update(session.scalars(select(Mailbox.address).where(Mailbox.address.in_(chunk))))
+    return found
+
+
+def create_mailbox_with_hash(
+    session: Session,
+    address: str,
+    password_hash: str,
+    display_name: str | None = None,
+    daily_cap: int | None = None,
+) -> Mailbox:
+    """``create_mailbox`` for a password hashed beforehand with ``hash_password`` (bulk creation).
+
+    Hashing is the slow part of adding a mailbox (argon2id is slow on purpose), so bulk callers
+    hash in a thread pool first and then add the rows here, in one transaction, on one thread.
+    """
+    normalized = normalize_address(address)
+    domain_name = normalized.rpartition("@")[2]
+    domain = get_domain(session, domain_name)
+    if domain is None:
+        raise UnknownDomain(f"The domain {domain_name} is not hosted here; add it first with: coldrelay domain add {domain_name}")
+    if daily_cap is not None and daily_cap < 0:
+        raise AccountError("The daily cap must be 0 or more messages.")
+    if not password_hash.startswith("$argon2id$"):
+        raise AccountError("The password hash must be an argon2id hash made by hash_password().")
+    if session.scalars(select(Mailbox.id).where(Mailbox.address == normalized)).first() is not None:
+        raise AlreadyExists(f"The mailbox {normalized} already exists.")
+    mailbox = Mailbox(
+        address=normalized,
+        domain=domain,
+        display_name=(display_name or "").strip() or None,
+        password_hash=password_hash,
+        daily_cap=daily_cap,
+        enabled=True,
+    )
+    session.add(mailbox)
+    _flush_or_exists(session, f"The mailbox {normalized} already exists.")
+    return mailbox
+
+
+def set_password(session: Session, address: str, password: str) -> Mailbox:
+    """Replace a mailbox's password (the old one stops working at the caller's commit)."""
+    mailbox = _existing_mailbox(session, address)
+    mailbox.password_hash = hash_password(password)
+    session.flush()
+    return mailbox
+
+
+def set_mailbox_enabled(session: Session, address: str, enabled: bool) -> Mailbox:
+    """Enable or disable a mailbox.
+
+    A disabled mailbox keeps its row, password and Maildir, but ``verify_password`` refuses its
+    login and the MX refuses mail to it, so a sending platform stops using it at once.
+    """
+    mailbox = _existing_mailbox(session, address)
+    mailbox.enabled = enabled
+    session.flush()
+    return mailbox
+
+
+def pending_messages(session: Session, address: str) -> int:
+    """How many queued messages sent by ``address`` are not final yet (queued, leased or deferred)."""
+    open_states = (MessageState.QUEUED, MessageState.LEASED, MessageState.DEFERRED)
+    query = (
+        select(func.count())
+        .select_from(QueuedMessage)
+        .where(QueuedMessage.sender == normalize_address(address), QueuedMessage.state.in_(open_states))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def remove_mailbox(session: Session, address: str) -> Mailbox:
+    """Delete a mailbox's row; refuses (``MailboxBusy``) while messages it sent are still in the queue.
+
+    Why refuse: the bounces and delay notices for those messages come back to this address, and
+    once the row is gone the MX answers them "user unknown", so their outcome never reaches the
+    delivery log or the reputation guard. Disable the mailbox, let the queue finish, then remove it.
+    The delivery log keeps its rows (they name the sender as text, not as a link to the mailbox).
+    """
+    mailbox = _existing_mailbox(session, address)
+    waiting = pending_messages(session, mailbox.address)
+    if waiting:
+        raise MailboxBusy(
+            f"{mailbox.address} still has {waiting} message{'s' if waiting != 1 else ''} in the queue; "
+            f"disable it now (coldrelay mailbox disable {mailbox.address}) and remove it once they are delivered or bounced."
+        )
+    session.delete(mailbox)
+    session.flush()
+    return mailbox
+
+
+def _existing_mailbox(session: Session, address: str) -> Mailbox:
+    mailbox = get_mailbox(session, address)
+    if mailbox is None:
+        raise UnknownMailbox(f"There is no mailbox {normalize_address(address)}; see: coldrelay mailbox list")
+    return mailbox

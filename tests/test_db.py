@@ -116,7 +116,9 @@ def test_upgrade_from_0001_keeps_rows_and_marks_bounce_rows(db_url: str) -> None
             )
         upgrade_database(engine)
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT attempt, source, outcome, hard_bounce FROM delivery_log ORDER BY attempt")).all()
+            rows = connection.execute(
+                text("SELECT attempt, source, outcome, hard_bounce FROM delivery_log ORDER BY attempt")
+            ).all()
             domain_ips = connection.execute(text("SELECT ips FROM domains")).scalar_one()
             tries = connection.execute(text("SELECT tries FROM queued_messages")).scalar_one()
         assert [(r.attempt, r.source, r.outcome) for r in rows] == [(0, "bounce", "bounced"), (1, "attempt", None)]

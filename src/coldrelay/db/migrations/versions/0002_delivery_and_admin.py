@@ -78,7 +78,9 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", _when(), nullable=False),
         sa.Column("last_used_at", _when(), nullable=True),
-        sa.ForeignKeyConstraint(["user_id"], ["admin_users.id"], name=op.f("fk_api_tokens_user_id_admin_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["admin_users.id"], name=op.f("fk_api_tokens_user_id_admin_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
@@ -86,7 +88,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("delivery_log") as batch:
         batch.add_column(sa.Column("sender", sa.String(length=320), nullable=True))
-        batch.add_column(sa.Column("outcome", _string_enum("delivery_outcome", "delivered", "deferred", "bounced"), nullable=True))
+        batch.add_column(
+            sa.Column("outcome", _string_enum("delivery_outcome", "delivered", "deferred", "bounced"), nullable=True)
+        )
         batch.add_column(
             sa.Column("source", _string_enum("log_source", "attempt", "bounce"), nullable=False, server_default="attempt")
         )

@@ -104,3 +104,13 @@ def test_to_dict_is_plain_json() -> None:
     assert set(data) >= {"basic_code", "enhanced_code", "provider", "reason", "permanent", "hard_bounce", "who_acts", "entry"}
     assert data["entry"]["url"].startswith("/smtp-errors/")
     assert data["entry"]["fix_steps"][0]["title"]
+
+
+def test_every_2xx_is_a_delivery_whatever_its_enhanced_code() -> None:
+    """Exchange Online accepts with "250 2.6.0 ... Queued mail for delivery"; X.6.0 must not read as a content error."""
+    from coldrelay.errors import Reason, explain
+
+    reply = "250 2.6.0 <q1@send.test> [InternalId=123, Hostname=AM0PR01MB1234.eurprd01.prod.outlook.com] Queued mail for delivery"
+    diagnosis = explain(reply, remote_host="contoso-com.mail.protection.outlook.com")
+    assert (diagnosis.reason, diagnosis.permanent, diagnosis.hard_bounce) == (Reason.DELIVERED, False, False)
+    assert diagnosis.provider == "microsoft"

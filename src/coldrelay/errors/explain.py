@@ -220,6 +220,12 @@ def diagnose(text: str, *, remote_host: str | None = None, knowledge_base: Knowl
         if changed:
             hard_bounce = is_hard_bounce(reason, permanent)
             who_acts = _who_acts_for(reason, permanent)
+    if reply_class == 2:
+        # A 2xx is an acceptance whatever its enhanced code says: Exchange Online queues with
+        # "250 2.6.0 <id> Queued mail for delivery", and X.6.0 would otherwise read as a content error.
+        reason, permanent, hard_bounce = Reason.DELIVERED, False, False
+        who_acts = _who_acts_for(reason, permanent)
+        entry = None
     return Diagnosis(
         text=reply.text,
         basic_code=reply.basic_code,

@@ -67,6 +67,10 @@ def diagnosis(reply: tuple[str, str | None]) -> Diagnosis:
     return explain(reply[0], remote_host=reply[1])
 
 
+USER_UNKNOWN = ("550 5.1.1 <bob@x.test>: Recipient address rejected: User unknown in virtual mailbox table", None)
+HARD = [diagnosis(USER_UNKNOWN)]  # the try that triggers an evaluation: it had a hard bounce
+
+
 def run(engine: Engine, scenario: Callable[[ReputationGuard], Awaitable[T]], **settings: object) -> T:
     cache = float(settings.pop("cache", 2.0))  # type: ignore[arg-type]
     guard = ReputationGuard(engine, ReputationSettings(**settings), cache_seconds=cache)  # type: ignore[arg-type]
@@ -187,11 +191,23 @@ def test_concurrent_evaluations_open_one_pause(engine: Engine) -> None:
 # --- hard-bounce rate --------------------------------------------------------------------------------
 
 
+def test_a_try_without_a_hard_bounce_is_not_evaluated(engine: Engine) -> None:
+    """One more send and no more bounces cannot raise the rate: no pause, whatever the history says."""
+    log(engine, SENDER, delivered=18, hard=2, deferred=0)
+    clean = [diagnosis(("250 2.0.0 OK", None)), diagnosis(("451 4.7.1 Greylisted, try again later", None))]
+    assert run(engine, lambda guard: guard.after_results(SENDER, clean)) == []
+    assert active_pauses(engine) == []
+    assert [p.scope for p in run(engine, lambda guard: guard.after_results(SENDER, HARD))] == [
+        PauseScope.MAILBOX,
+        PauseScope.DOMAIN,
+    ]
+
+
 def test_rate_above_threshold_pauses_mailbox_and_domain(engine: Engine) -> None:
     log(engine, SENDER, delivered=18, hard=2, deferred=30)  # deferred rows are not sends
 
     async def scenario(guard: ReputationGuard) -> list[SenderPause]:
-        return await guard.after_results(SENDER, [])
+        return await guard.after_results(SENDER, HARD)
 
     pauses = run(engine, scenario)
     assert [(p.scope, p.name, p.trigger) for p in pauses] == [
@@ -213,7 +229,7 @@ def test_no_verdict_below_min_sends_or_at_threshold(engine: Engine, delivered: i
     log(engine, SENDER, delivered=delivered, hard=hard, deferred=deferred, soft=soft)
 
     async def scenario(guard: ReputationGuard) -> list[SenderPause]:
-        return await guard.after_results(SENDER, [])
+        return await guard.after_results(SENDER, HARD)
 
     assert run(engine, scenario) == []
 
@@ -223,19 +239,19 @@ def test_only_the_last_window_sends_count(engine: Engine) -> None:
     log(engine, SENDER, delivered=100)
 
     async def scenario(guard: ReputationGuard) -> tuple[list[SenderPause], int, int]:
-        new = await guard.after_results(SENDER, [])
+        new = await guard.after_results(SENDER, HARD)
         mailbox, _domain = await guard.standing(SENDER)
         return new, mailbox.sends, mailbox.hard_bounces
 
     assert run(engine, scenario) == ([], 100, 0)
-    assert run(engine, lambda guard: guard.after_results(SENDER, []), window=110)[0].name == SENDER
+    assert run(engine, lambda guard: guard.after_results(SENDER, HARD), window=110)[0].name == SENDER
 
 
 def test_late_bounces_count_against_delivered_sends(engine: Engine) -> None:
     log(engine, SENDER, delivered=20, late=2)
 
     async def scenario(guard: ReputationGuard) -> list[SenderPause]:
-        return await guard.after_results(SENDER, [])
+        return await guard.after_results(SENDER, HARD)
 
     [mailbox, _domain] = run(engine, scenario)
     assert mailbox.detail == "2 hard bounces in the last 20 sends (10.0%, threshold 5.0%)"
@@ -247,7 +263,7 @@ def test_domain_rate_sums_its_mailboxes(engine: Engine) -> None:
     log(engine, "carl@notsender.test", delivered=50)  # another domain ending in the same letters
 
     async def scenario(guard: ReputationGuard) -> tuple[list[SenderPause], list[tuple[str, int, int]]]:
-        new = await guard.after_results(OTHER, [])
+        new = await guard.after_results(OTHER, HARD)
         figures = [(s.name, s.sends, s.hard_bounces) for s in await guard.standing(SENDER)]
         return new, figures
 
@@ -264,7 +280,7 @@ def test_resume_forgives_the_old_sends(engine: Engine) -> None:
     log(engine, SENDER, delivered=18, hard=2)
 
     async def scenario(guard: ReputationGuard) -> None:
-        assert len(await guard.after_results(SENDER, [])) == 2
+        assert len(await guard.after_results(SENDER, HARD)) == 2
         assert await guard.paused(SENDER) is not None
         assert await guard.resume("Anna@Sender.test", by="ops") == 1
         assert await guard.paused(SENDER) is not None  # the domain is still paused
@@ -272,12 +288,12 @@ def test_resume_forgives_the_old_sends(engine: Engine) -> None:
         assert await guard.resume("sender.test", by="ops") == 0
         assert await guard.paused(SENDER) is None
         # The next message is judged on rows written after the resume only: no instant re-pause.
-        assert await guard.after_results(SENDER, []) == []
+        assert await guard.after_results(SENDER, HARD) == []
         mailbox, domain = await guard.standing(SENDER)
         assert (mailbox.sends, mailbox.paused, domain.sends) == (0, None, 0)
         # New bad sends after the resume do pause again.
         await asyncio.to_thread(log, engine, SENDER, delivered=17, hard=3)
-        again = await guard.after_results(SENDER, [])
+        again = await guard.after_results(SENDER, HARD)
         assert [p.detail for p in again] == ["3 hard bounces in the last 20 sends (15.0%, threshold 5.0%)"] * 2
         history = await guard.pauses(active_only=False)
         assert len(history) == 4

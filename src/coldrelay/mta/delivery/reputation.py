@@ -133,7 +133,13 @@ class ReputationGuard:
     # --- after each message ------------------------------------------------------------------------
 
     async def after_results(self, sender: str, diagnoses: Sequence[Diagnosis]) -> list[SenderPause]:
-        """Judge ``sender`` after the worker wrote the log rows of one message's try; returns new pauses only."""
+        """Judge ``sender`` after the worker wrote the log rows of one message's try; returns new pauses only.
+
+        A try with no hard bounce and no blocklist reply cannot raise the sender's hard-bounce rate
+        (one more send, no more bounces), so it costs no query: on a busy host nearly every try is one.
+        """
+        if not any(d.hard_bounce or is_blocklisting(d) for d in diagnoses):
+            return []
         return await asyncio.to_thread(self._after_results, sender, list(diagnoses))
 
     def _after_results(self, sender: str, diagnoses: list[Diagnosis]) -> list[SenderPause]:

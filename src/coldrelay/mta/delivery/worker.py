@@ -80,6 +80,7 @@ class DeliveryWorker:
         self.stats = WorkerStats()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._refill = max(1, min(self.delivery.batch_size, self.delivery.concurrency // 4))
 
     # --- one message ------------------------------------------------------------------------------
 
@@ -185,7 +186,9 @@ class DeliveryWorker:
             while not stop.is_set():
                 free = self.delivery.concurrency - len(self._in_flight)
                 leased: list[Leased] = []
-                if free > 0:
+                # Refill in batches, not one message per finished delivery: each lease is a transaction.
+                worth_leasing = free >= self._refill or (free > 0 and not self._in_flight)
+                if worth_leasing:
                     try:
                         leased = await self.queue.lease(
                             self.owner, min(free, self.delivery.batch_size), self.delivery.lease_seconds
@@ -195,7 +198,7 @@ class DeliveryWorker:
                 for message in leased:
                     task = asyncio.create_task(self._guarded(message), name=f"coldrelay-deliver-{message.id}")
                     self._in_flight[message.id] = task
-                if not leased or len(self._in_flight) >= self.delivery.concurrency:
+                if not leased or len(self._in_flight) + self._refill > self.delivery.concurrency:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wait_for_work(stop), timeout=self.delivery.poll_interval)
@@ -232,7 +235,7 @@ class DeliveryWorker:
             try:
                 if self._in_flight:
                     lost = await self.queue.extend_leases(list(self._in_flight), self.owner, self.delivery.lease_seconds)
-                    for message_id in lost:
+                    for message_id in lost & set(self._in_flight):  # not those that completed meanwhile
                         log.warning("lease on message %s was lost while delivering it", message_id)
                 released = await self.queue.release_expired()
                 if released.requeued or released.held:

@@ -150,6 +150,39 @@ class Completion:
     count_try: bool = True  # False when nothing was tried (a paused sender's message is only postponed)
 
 
+def _completion_values(completion: Completion) -> dict[str, Any]:
+    """The row values a completion sets; ``ValueError`` for a move no try can make."""
+    values: dict[str, Any] = {
+        "state": completion.state,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": completion.error,
+    }
+    if completion.count_try:
+        values["tries"] = QueuedMessage.tries + 1
+    if completion.state is MessageState.DEFERRED:
+        if completion.next_attempt_at is None or completion.next_attempt_at.tzinfo is None:
+            raise ValueError("a deferred completion needs an aware next_attempt_at")
+        values["next_attempt_at"] = completion.next_attempt_at
+    elif completion.state not in (MessageState.DELIVERED, MessageState.BOUNCED):
+        raise ValueError(f"a completion cannot move a message to {completion.state}")
+    if completion.remaining is not None:
+        if not completion.remaining:
+            raise ValueError("remaining recipients, when given, cannot be empty")
+        values["recipients"] = builtins.list(completion.remaining)
+    return values
+
+
+@dataclass(slots=True)
+class _PendingCompletion:
+    message_id: str
+    owner: str
+    values: dict[str, Any]
+    log_rows: Sequence[dict[str, Any]]
+    done: asyncio.Future[None] = field(repr=False)
+    group_key: tuple[object, ...] = ()  # completions with equal keys set equal values: one UPDATE serves them all
+
+
 @dataclass(frozen=True, slots=True)
 class Released:
     """What ``release_expired`` did: messages back in the queue, and messages it quarantined."""
@@ -223,6 +256,9 @@ class MailQueue:
         self.stats = QueueStats()
         self._inbox: asyncio.Queue[_Pending | None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._completions: asyncio.Queue[_PendingCompletion | None] | None = None
+        self._completer: asyncio.Task[None] | None = None
+        self._completer_loop: asyncio.AbstractEventLoop | None = None
         self._writer_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._active = 0  # enqueues in progress
@@ -331,7 +367,7 @@ class MailQueue:
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
     async def close(self) -> None:
-        """Refuse new enqueues and wait for the pending ones to commit."""
+        """Refuse new enqueues and wait for the pending enqueues and completions to commit."""
         self._closed = True
         while self._active:  # enqueues still writing their spool file have yet to reach the writer
             await asyncio.sleep(0.001)
@@ -339,6 +375,11 @@ class MailQueue:
         if writer is not None and inbox is not None and not writer.done() and self._writer_loop is asyncio.get_running_loop():
             inbox.put_nowait(None)
             await writer
+        completer, completions = self._completer, self._completions
+        running_here = self._completer_loop is asyncio.get_running_loop()
+        if completer is not None and completions is not None and not completer.done() and running_here:
+            completions.put_nowait(None)
+            await completer
 
     # --- leases -----------------------------------------------------------------------------------
 
@@ -443,45 +484,86 @@ class MailQueue:
         that say to whom, nor log rows for a try whose state change was lost (the try is then simply
         made again by the next lease holder). ``LeaseLost`` if ``owner`` no longer holds the lease:
         nothing is written then.
-        """
-        await asyncio.to_thread(self._complete, message_id, owner, completion)
 
-    def _complete(self, message_id: str, owner: str, completion: Completion) -> None:
-        values: dict[str, Any] = {
-            "state": completion.state,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error": completion.error,
-        }
-        if completion.count_try:
-            values["tries"] = QueuedMessage.tries + 1
-        if completion.state is MessageState.DEFERRED:
-            if completion.next_attempt_at is None or completion.next_attempt_at.tzinfo is None:
-                raise ValueError("a deferred completion needs an aware next_attempt_at")
-            values["next_attempt_at"] = completion.next_attempt_at
-        elif completion.state not in (MessageState.DELIVERED, MessageState.BOUNCED):
-            raise ValueError(f"a completion cannot move a message to {completion.state}")
-        if completion.remaining is not None:
-            if not completion.remaining:
-                raise ValueError("remaining recipients, when given, cannot be empty")
-            values["recipients"] = builtins.list(completion.remaining)
-        statement = (
-            update(_TABLE)
-            .where(
-                QueuedMessage.id == message_id,
-                QueuedMessage.state == MessageState.LEASED,
-                QueuedMessage.lease_owner == owner,
+        Completions share commits the way enqueues do (one writer task, whatever arrives while the
+        previous commit runs goes into the next): SQLite has one writer, and dozens of workers each
+        committing alone spend their time waiting for its lock.
+        """
+        values = _completion_values(completion)  # bad input fails here, in the caller
+        if self._completer is None or self._completer.done() or self._completer_loop is not asyncio.get_running_loop():
+            self._completions = asyncio.Queue()
+            self._completer_loop = asyncio.get_running_loop()
+            self._completer = self._completer_loop.create_task(
+                self._complete_loop(self._completions), name="coldrelay-queue-completer"
             )
-            .values(**values)
-            .returning(QueuedMessage.id)
+        assert self._completions is not None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key: tuple[object, ...] = (
+            owner,
+            completion.state,
+            completion.error,
+            completion.next_attempt_at,
+            completion.count_try,
+            tuple(completion.remaining) if completion.remaining is not None else None,
         )
-        with self.engine.begin() as connection:
-            if connection.execute(statement).first() is not None:
-                if completion.log_rows:
-                    rows = [{**row, "message_id": message_id} for row in completion.log_rows]
-                    connection.execute(insert(_LOG_TABLE), rows)
+        self._completions.put_nowait(_PendingCompletion(message_id, owner, values, completion.log_rows, done, key))
+        await done
+
+    async def _complete_loop(self, inbox: asyncio.Queue[_PendingCompletion | None]) -> None:
+        while True:
+            first = await inbox.get()
+            if first is None:
                 return
-        raise self._lease_lost(message_id, owner)
+            batch = [first]
+            while len(batch) < self.max_batch and not inbox.empty():
+                item = inbox.get_nowait()
+                if item is None:
+                    inbox.put_nowait(None)  # stop after this batch
+                    break
+                batch.append(item)
+            try:
+                outcomes = await asyncio.to_thread(self._complete_batch, batch)
+            except Exception as exc:
+                log.error("queue commit of %d completion(s) failed: %s", len(batch), exc)
+                outcomes = [exc] * len(batch)
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.done.done():
+                    continue
+                if outcome is None:
+                    pending.done.set_result(None)
+                else:
+                    pending.done.set_exception(outcome)
+
+    def _complete_batch(self, batch: builtins.list[_PendingCompletion]) -> builtins.list[Exception | None]:
+        """One transaction for the batch: completions that set the same values (the common case: one
+        worker's deliveries) share one UPDATE ... WHERE id IN, and all log rows one INSERT."""
+        groups: dict[tuple[object, ...], builtins.list[_PendingCompletion]] = {}
+        for pending in batch:
+            groups.setdefault(pending.group_key, []).append(pending)
+        done: set[str] = set()
+        with self.engine.begin() as connection:
+            for members in groups.values():
+                first = members[0]
+                statement = (
+                    update(_TABLE)
+                    .where(
+                        QueuedMessage.id.in_([m.message_id for m in members]),
+                        QueuedMessage.state == MessageState.LEASED,
+                        QueuedMessage.lease_owner == first.owner,
+                    )
+                    .values(**first.values)
+                    .returning(QueuedMessage.id)
+                )
+                done.update(connection.execute(statement).scalars())
+            rows = [
+                {**row, "message_id": pending.message_id}
+                for pending in batch
+                if pending.message_id in done
+                for row in pending.log_rows
+            ]
+            if rows:
+                connection.execute(insert(_LOG_TABLE), rows)
+        return [None if p.message_id in done else self._lease_lost(p.message_id, p.owner) for p in batch]
 
     def _lease_lost(self, message_id: str, owner: str) -> QueueError:
         """Why an update guarded by the lease matched nothing: the message is gone, or not ours."""

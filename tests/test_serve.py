@@ -118,3 +118,18 @@ def test_submitted_mail_is_delivered_signed_and_a_bounce_reaches_the_mailbox(ser
     (dsn,) = list(new.iterdir())
     text = dsn.read_text(encoding="utf-8", errors="replace")
     assert "gone@leads.test" in text and "5.1.1" in text and "multipart/report" in text
+
+
+def test_sigterm_stops_serve_and_its_dovecot_cleanly(serve_host: ServeHost) -> None:
+    """SIGTERM runs serve's clean-up: IMAP (a child Dovecot) is stopped too, nothing is left running."""
+    import subprocess
+
+    served = serve_host.start()
+    conf = served.data / "dovecot" / "dovecot.conf"
+    running = subprocess.run(["pgrep", "-f", str(conf)], capture_output=True, text=True, check=False)
+    assert running.stdout.strip(), "serve did not start Dovecot (is dovecot-imapd installed?)"
+    serve_host.stop()
+    assert served.process.returncode == 0
+    left = subprocess.run(["pgrep", "-f", str(conf)], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == "", f"Dovecot still running after serve stopped: {left.stdout}"
+    assert any("Delivery worker" in line and "stopped after" in line for line in served.output), served.output

@@ -131,6 +131,7 @@ def serve_command(
 
     async def run() -> None:
         from coldrelay.cli.serve_imap import ImapRunner
+        from coldrelay.cli.web_server import WebServer
         from coldrelay.config import ListenAddress, ensure_data_dir
         from coldrelay.db import create_engine, session_factory, upgrade_database
         from coldrelay.dns import Resolver
@@ -152,7 +153,7 @@ def serve_command(
         sessions = session_factory(engine)
         app = create_app(tools=ToolSettings(nameservers), pricing=settings.pricing, sessions=sessions)
         install_admin(app, AdminState(engine=engine, sessions=sessions, settings=settings, resolver=resolver))
-        server = uvicorn.Server(uvicorn.Config(app, host=web_host, port=web_port, log_level="warning"))
+        server = WebServer(uvicorn.Config(app, host=web_host, port=web_port, log_level="warning"))
         queue = MailQueue(engine, context.data_dir / "spool")
         listeners: list[MXServer | SubmissionServer] = []
         delivery_service: DeliveryService | None = None

@@ -246,7 +246,7 @@ def measure(name: str, port: int, args: argparse.Namespace, settle: Callable[[],
     return float(args.messages * args.rounds / elapsed)
 
 
-def _interrupt(signum: int, _frame: object) -> None:
+def interrupt(signum: int, _frame: object) -> None:
     for other in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(other, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
     raise KeyboardInterrupt(f"signal {signum}")
@@ -267,7 +267,7 @@ def main() -> int:
         print("run as root: a private Postfix instance needs it", file=sys.stderr)
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # clean up however it is stopped
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, interrupt)
     base = Path(tempfile.mkdtemp(prefix="coldrelay-bench-smtp-"))
     base.chmod(0o755)  # Postfix's daemons and virtual(8), running as postfix and nobody, walk into it
     dns = LoopbackDNS()

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test demo lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/coldrelay serve
+
+# coldrelay and a simulated world of receivers on 127.0.0.1, a day's campaign, the dashboard left up.
+demo: $(STAMP) system-deps
+	$(BIN)/python tests/world/demo.py
 
 system-deps:
 	@sh scripts/system-deps.sh

@@ -143,3 +143,31 @@ def test_ordinary_mail_gives_no_records(setup: Setup) -> None:
 def test_message_id_header_reading() -> None:
     assert message_id_header(b"Subject: x\r\nMessage-Id:\r\n <a.b@c>\r\n\r\nMessage-ID: <body@x>\r\n") == "a.b@c"
     assert message_id_header(b"Subject: x\r\n\r\n") == ""
+
+
+def test_our_own_dsn_arriving_at_the_mx_is_not_linked_twice() -> None:
+    """A delivery-only node mails its DSNs to the MX; the attempt is already logged, so no second row."""
+    import asyncio as _asyncio
+    from datetime import UTC, datetime
+
+    from coldrelay.bounces import parse as parse_bounce
+    from coldrelay.errors import explain as _explain
+    from coldrelay.mta.checks.bounces import BounceStep
+    from coldrelay.mta.delivery.dsn import FailedRecipient, build_dsn
+
+    dsn = build_dsn(
+        reporting_mta="box.hosted.test",
+        original_sender="anna@hosted.test",
+        queue_id="q1",
+        arrival_date=datetime.now(UTC),
+        original_message=b"Subject: hi\r\nMessage-ID: <m1@hosted.test>\r\n\r\nbody\r\n",
+        failures=[FailedRecipient("bob@x.test", "550 5.1.1 no such user", None, _explain("550 5.1.1 no such user"))],
+    )
+    assert [r.recipient for r in parse_bounce(dsn)] == ["bob@x.test"]  # it is a bounce a parser would link
+
+    class EveryMessageMatches:  # a stub locator: the skip must happen before any lookup
+        async def locate(self, record: object, mailboxes: object) -> str:
+            raise AssertionError("our own DSN was looked up")
+
+    step = BounceStep(engine=None, locator=EveryMessageMatches())  # type: ignore[arg-type]
+    assert _asyncio.run(step.link(dsn, ["anna@hosted.test"])) == []

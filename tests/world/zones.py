@@ -32,7 +32,7 @@ class WorldZones:
         self.zone_dir = zone_dir
         self.zone_dir.mkdir(parents=True, exist_ok=True)
         self._dns: LoopbackDNS | None = None
-        self._ptrs: dict[str, str] = {}
+        self._ptrs: dict[str, list[str]] = {}  # one IP may be the sending IP of several domains
 
     # ------------------------------------------------------------------ writing
 
@@ -45,7 +45,9 @@ class WorldZones:
         if isinstance(domain, RecordPlan):
             name, text = domain.domain, render(domain, "bind")
             for ptr in domain.ptr_records:
-                self._ptrs.setdefault(ptr.ip, ptr.value)
+                names = self._ptrs.setdefault(ptr.ip, [])
+                if ptr.value not in names:
+                    names.append(ptr.value)
         else:
             name = domain.strip().rstrip(".").lower()
             if not name or "." not in name:
@@ -79,7 +81,7 @@ class WorldZones:
         return self._write(f"recv-{domain}.zone", text)
 
     def _write_ptrs(self) -> None:
-        lines = [f"{reverse_name(ip)}. {TTL} IN PTR {name}." for ip, name in self._ptrs.items()]
+        lines = [f"{reverse_name(ip)}. {TTL} IN PTR {name}." for ip, names in self._ptrs.items() for name in names]
         self._write("reverse.zone", "\n".join([*lines, ""]))
 
     def _write(self, filename: str, text: str) -> Path:

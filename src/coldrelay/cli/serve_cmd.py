@@ -186,7 +186,9 @@ def serve_command(
             if delivery:
                 from coldrelay.mta.delivery.service import DeliveryService
 
-                delivery_service = DeliveryService(queue, engine, settings, resolver, store=store)
+                # DSNs for hosted senders go straight into their Maildirs when this process runs the
+                # MX (the Maildirs are here); a delivery-only node mails them to the MX instead.
+                delivery_service = DeliveryService(queue, engine, settings, resolver, store=store, local_mailboxes=mx)
                 await delivery_service.start()
                 console.print(
                     f"Outbound delivery: up to {settings.delivery.concurrency} messages at once, "

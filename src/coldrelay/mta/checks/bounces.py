@@ -102,6 +102,10 @@ class QueueHeaderLocator:
         return None
 
 
+OUR_DSN_MARKER = b"\nX-Coldrelay-Queue-ID: "
+"""The field coldrelay.mta.delivery.dsn puts in the DSNs it writes (in the delivery-status part)."""
+
+
 class BounceStep:
     """The MX pipeline step: parse, link, log. It never changes the message and never fails the delivery."""
 
@@ -117,7 +121,14 @@ class BounceStep:
         return content
 
     async def link(self, content: bytes, mailboxes: Sequence[str]) -> list[BounceLink]:
-        """The message's bounce records, each with the queued message it answers; matches are logged."""
+        """The message's bounce records, each with the queued message it answers; matches are logged.
+
+        A DSN coldrelay wrote itself (a delivery-only node mails it to the MX) is not linked again:
+        the delivery attempt that caused it is already in the log, and counting it twice would
+        double the sender's hard bounces in the reputation guard and the charts.
+        """
+        if OUR_DSN_MARKER in content:
+            return []
         records = await asyncio.to_thread(parse, content)
         found = [(record, await self.locator.locate(record, mailboxes)) for record in records]
         matched = [(record, queue_id) for record, queue_id in found if queue_id is not None]

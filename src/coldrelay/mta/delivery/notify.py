@@ -31,6 +31,7 @@ class SenderNotifier:
         sessions: sessionmaker[Session],
         queue: MailQueue,
         store: MessageStore | None = None,
+        local_mailboxes: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.hostname = hostname
@@ -39,6 +40,9 @@ class SenderNotifier:
         # The MX's store, so a DSN lands in the Maildir exactly as inbound mail does (owner included,
         # which Dovecot needs when serve runs as root).
         self.store: MessageStore = store or MaildirStore(data_dir)
+        # False on a delivery-only node: the Maildirs live with the MX on another machine, so a DSN
+        # travels there by mail (our own MX, found through the sender domain's MX record).
+        self.local_mailboxes = local_mailboxes
 
     async def notify(self, sender: str, dsn: bytes) -> str:
         """Send ``dsn`` to ``sender``; returns ``maildir`` or the queue id it was enqueued under.
@@ -48,7 +52,7 @@ class SenderNotifier:
         if not sender:
             raise ValueError("no DSN is sent for a message with the null reverse-path")
         address = sender.lower()
-        if await asyncio.to_thread(self._is_hosted, address):
+        if self.local_mailboxes and await asyncio.to_thread(self._is_hosted, address):
             message = InboundMessage(
                 sender="",
                 recipients=(address,),

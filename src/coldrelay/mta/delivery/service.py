@@ -35,6 +35,7 @@ class DeliveryService:
         port_override: int | Mapping[str, int] | None = None,
         owner: str | None = None,
         store: MessageStore | None = None,
+        local_mailboxes: bool = True,
     ) -> None:
         self.settings = settings
         self.pool = DeliveryPool(
@@ -56,6 +57,7 @@ class DeliveryService:
                 sessions=session_factory(engine),
                 queue=queue,
                 store=store,
+                local_mailboxes=local_mailboxes,
             ),
             guard=self.guard,
             owner=owner,

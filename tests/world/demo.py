@@ -22,8 +22,8 @@ from pathlib import Path
 # must not shadow the standard library's platform module.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from world.day import Day, DayPlan
-from world.platform import Outcome
+from world.day import Day, DayPlan  # noqa: E402
+from world.platform import Outcome  # noqa: E402
 
 ADMIN = "demo"
 

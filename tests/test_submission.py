@@ -18,7 +18,7 @@ import pytest
 import trustme
 from sqlalchemy import select
 
-from coldrelay.db import DkimKey, Domain, create_mailbox, session_factory
+from coldrelay.db import DkimKey, Domain, create_domain, create_mailbox, session_factory
 from coldrelay.mta.dkim import DkimSigner
 from coldrelay.mta.edge import DatabaseAccounts, SubmissionGuards, SubmissionLimits, SubmissionServer, start_submission
 from coldrelay.mta.edge.submission import FailureThrottle
@@ -522,3 +522,24 @@ def test_paused_sender_is_told_at_mail_from(sub: Submission) -> None:
         sub.loop.run(server.stop())
     assert pauses.asked == ["alice@hosted.test"]
     assert len(sub.entries()) == before
+
+
+def test_a_domain_with_an_ed25519_key_gets_both_signatures(sub: Submission) -> None:
+    """RFC 8463: Ed25519 beside RSA. Both signatures verify against the published records."""
+    with session_factory(sub.engine)() as session:
+        create_domain(session, "dual.test", ed25519_selector="ed-s1")
+        create_mailbox(session, "dina@dual.test", PASSWORD)
+        session.commit()
+    with sub.logged_in("dina@dual.test") as client:
+        client.mail("dina@dual.test")
+        client.rcpt("someone@elsewhere.example")
+        assert client.data(message("dina@dual.test", token="dual-signed"))[0] == 250
+    [data] = sub.queued_with(b"dual-signed")
+    checker = dkim.DKIM(data)
+    found = {}
+    for index in range(2):
+        assert checker.verify(idx=index, dnsfunc=dkim_txt(sub.engine)), index
+        found[checker.signature_fields[b"a"]] = checker.signature_fields[b"s"]
+    assert found == {b"rsa-sha256": b"s1", b"ed25519-sha256": b"ed-s1"}
+    tampered = data.replace(b"Subject: dual-signed", b"Subject: dual-changed")
+    assert not dkim.DKIM(tampered).verify(idx=1, dnsfunc=dkim_txt(sub.engine))

@@ -1,10 +1,11 @@
 """DKIM signing of submitted mail with the sender domain's active key (dkimpy, relaxed/relaxed).
 
-``DkimSigner.sign(message, domain)`` returns the message with a ``DKIM-Signature`` header field
-prepended. The key is the domain's newest *active* RSA key from ``coldrelay.db``; keys are cached
-for ``cache_seconds`` so a busy mailbox does not query the database per message, and a rotation is
-picked up within that time. Ed25519 keys are skipped: dkimpy signs them only with PyNaCl, which is
-not a dependency, and receivers that do not know ed25519 need the RSA signature anyway.
+``DkimSigner.sign(message, domain)`` returns the message with ``DKIM-Signature`` header fields
+prepended: one by the domain's newest *active* RSA key from ``coldrelay.db`` (required: every
+receiver verifies RSA), and a second by its newest active Ed25519 key when the domain has one
+(RFC 8463 asks signers to add Ed25519 beside RSA, not instead of it; receivers that do not know it
+ignore that signature). Keys are cached for ``cache_seconds`` so a busy mailbox does not query the
+database per message, and a rotation is picked up within that time.
 
 Signed header fields: those of ``SIGNED_HEADERS`` the message has, in the message's order, plus one
 more entry for each of ``OVERSIGNED`` ("oversigning", RFC 6376 8.15), so that nobody down the line
@@ -14,11 +15,14 @@ can add a second From, Subject, To... without breaking the signature.
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
 from dataclasses import dataclass
 
 import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +63,17 @@ class SigningKey:
     domain: str
     selector: str
     private_key_pem: str
+    algorithm: DkimAlgorithm = DkimAlgorithm.RSA
+
+    def dkimpy_key(self) -> tuple[bytes, bytes]:
+        """(private key in the form dkimpy takes, its a= algorithm): PEM for RSA, the base64 seed for Ed25519."""
+        if self.algorithm is DkimAlgorithm.RSA:
+            return self.private_key_pem.encode("ascii"), b"rsa-sha256"
+        key = serialization.load_pem_private_key(self.private_key_pem.encode("ascii"), password=None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise SigningError(f"the Ed25519 DKIM key of {self.domain} ({self.selector}) is not an Ed25519 key")
+        seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        return base64.b64encode(seed), b"ed25519-sha256"
 
 
 def signed_header_names(message: bytes) -> list[bytes]:
@@ -75,13 +90,15 @@ def signed_header_names(message: bytes) -> list[bytes]:
 def sign_with(key: SigningKey, message: bytes) -> bytes:
     """``message`` with a DKIM-Signature by ``key`` prepended (blocking: RSA in pure Python takes milliseconds)."""
     try:
+        private_key, algorithm = key.dkimpy_key()
         signature = dkim.sign(
             message,
             key.selector.encode("ascii"),
             key.domain.encode("ascii"),
-            key.private_key_pem.encode("ascii"),
+            private_key,
             canonicalize=CANONICALIZATION,
             include_headers=signed_header_names(message),
+            signature_algorithm=algorithm,
         )
     except dkim.DKIMException as exc:
         raise SigningError(f"DKIM signing for {key.domain} failed: {exc}") from exc
@@ -94,32 +111,50 @@ class DkimSigner:
     def __init__(self, sessions: sessionmaker[Session], *, cache_seconds: float = DEFAULT_CACHE_SECONDS) -> None:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, SigningKey | None]] = {}
+        self._cache: dict[str, tuple[float, list[SigningKey]]] = {}
 
     async def sign(self, message: bytes, domain: str) -> bytes:
-        """``message`` signed for ``domain``; raises ``SigningError`` when that cannot be done."""
-        key = await self.key_for(domain.lower())
-        if key is None:
+        """``message`` signed for ``domain`` (RSA, then Ed25519 if the domain has one); ``SigningError`` when
+        there is no RSA key, so no message leaves with only a signature many receivers cannot check."""
+        keys = await self.keys_for(domain.lower())
+        if not keys or keys[0].algorithm is not DkimAlgorithm.RSA:
             raise SigningError(f"the domain {domain} has no active RSA DKIM key")
-        return await asyncio.to_thread(sign_with, key, message)
+        return await asyncio.to_thread(_sign_all, keys, message)
 
     async def key_for(self, domain: str) -> SigningKey | None:
+        """The RSA key ``sign`` uses first (``None``: the domain cannot send)."""
+        keys = await self.keys_for(domain)
+        return keys[0] if keys and keys[0].algorithm is DkimAlgorithm.RSA else None
+
+    async def keys_for(self, domain: str) -> list[SigningKey]:
+        """The domain's newest active RSA key, then its newest active Ed25519 key, those that exist."""
         now = time.monotonic()
         cached = self._cache.get(domain)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
-        key = await asyncio.to_thread(self._load, domain)
-        self._cache[domain] = (now, key)
-        return key
+        keys = await asyncio.to_thread(self._load, domain)
+        self._cache[domain] = (now, keys)
+        return keys
 
-    def _load(self, domain: str) -> SigningKey | None:
-        query = (
-            select(DkimKey.selector, DkimKey.private_key_pem)
-            .join(Domain)
-            .where(Domain.name == domain, DkimKey.active.is_(True), DkimKey.algorithm == DkimAlgorithm.RSA)
-            .order_by(DkimKey.created_at.desc(), DkimKey.id.desc())
-            .limit(1)
-        )
+    def _load(self, domain: str) -> list[SigningKey]:
+        keys: list[SigningKey] = []
         with self._sessions() as session:
-            row = session.execute(query).first()
-        return None if row is None else SigningKey(domain, row.selector, row.private_key_pem)
+            for algorithm in (DkimAlgorithm.RSA, DkimAlgorithm.ED25519):
+                query = (
+                    select(DkimKey.selector, DkimKey.private_key_pem)
+                    .join(Domain)
+                    .where(Domain.name == domain, DkimKey.active.is_(True), DkimKey.algorithm == algorithm)
+                    .order_by(DkimKey.created_at.desc(), DkimKey.id.desc())
+                    .limit(1)
+                )
+                row = session.execute(query).first()
+                if row is not None:
+                    keys.append(SigningKey(domain, row.selector, row.private_key_pem, algorithm))
+        return keys
+
+
+def _sign_all(keys: list[SigningKey], message: bytes) -> bytes:
+    """Each key's signature prepended in turn; the h= lists name no DKIM-Signature, so they do not cover each other."""
+    for key in keys:
+        message = sign_with(key, message)
+    return message

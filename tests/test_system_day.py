@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from coldrelay.config import load_settings
 from coldrelay.db import (
     DeliveryLog,
     LogSource,
@@ -26,7 +25,6 @@ from coldrelay.db import (
     PauseScope,
     QueuedMessage,
     SenderPause,
-    create_engine,
     session_factory,
 )
 from coldrelay.errors import explain
@@ -63,16 +61,11 @@ def test_a_day_of_cold_email(day: Day) -> None:
     platform.poll_all()
     world = day.world
     assert world is not None
-    settings = load_settings(day.data)
-    engine = create_engine(settings.database_url)
-    try:
-        with session_factory(engine)() as session:
-            queued = list(session.scalars(select(QueuedMessage)))
-            log = list(session.scalars(select(DeliveryLog)))
-            pauses = list(session.scalars(select(SenderPause).where(SenderPause.resumed_at.is_(None))))
-            contents = {row.id: _message_id(day, row) for row in queued}
-    finally:
-        engine.dispose()
+    with session_factory(day.engine)() as session:
+        queued = list(session.scalars(select(QueuedMessage)))
+        log = list(session.scalars(select(DeliveryLog)))
+        pauses = list(session.scalars(select(SenderPause).where(SenderPause.resumed_at.is_(None))))
+        contents = {row.id: _message_id(day, row) for row in queued}
 
     # Nothing lost: every message the platform got a 250 for is in the queue, once, in a known state.
     sent = [record for record in platform.log.records if record.outcome is Outcome.SENT]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from coldrelay.config import load_settings
 from coldrelay.db import DeliveryLog, LogSource, MessageState, QueuedMessage, create_engine, session_factory, utcnow
@@ -92,6 +92,7 @@ class Day:
         self.processes: list[subprocess.Popen[str]] = []
         self.platform: Platform | None = None
         self.bad_mailbox = ""
+        self._engine: Engine | None = None
 
     # --- set-up, as a new user does it -----------------------------------------------------------
 
@@ -243,20 +244,18 @@ class Day:
         self.platform = platform
         return platform
 
-    def engine(self) -> object:
-        return create_engine(load_settings(self.data).database_url)
+    @property
+    def engine(self) -> Engine:
+        """One engine for the day's own queries (polled every half second while it settles)."""
+        if self._engine is None:
+            self._engine = create_engine(load_settings(self.data).database_url)
+        return self._engine
 
     def unsettled(self) -> int:
         """Messages still moving: queued, leased, or deferred and due again soon (not a paused sender's)."""
-        engine = create_engine(load_settings(self.data).database_url)
         soon = utcnow() + timedelta(minutes=2)
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    select(QueuedMessage.state, QueuedMessage.next_attempt_at, QueuedMessage.last_error)
-                ).all()
-        finally:
-            engine.dispose()
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(QueuedMessage.state, QueuedMessage.next_attempt_at, QueuedMessage.last_error)).all()
         return sum(
             1
             for state, next_at, error in rows
@@ -286,26 +285,18 @@ class Day:
             time.sleep(0.3)
 
     def bounce_rows(self) -> int:
-        engine = create_engine(load_settings(self.data).database_url)
-        try:
-            with engine.connect() as connection:
-                return len(connection.execute(select(DeliveryLog.id).where(DeliveryLog.source == LogSource.BOUNCE)).all())
-        finally:
-            engine.dispose()
+        with self.engine.connect() as connection:
+            return len(connection.execute(select(DeliveryLog.id).where(DeliveryLog.source == LogSource.BOUNCE)).all())
 
     def log_counts(self) -> Counter[tuple[str, str | None]]:
         """Final answers in the delivery log by (reason, provider): what the system test compares with the world."""
-        engine = create_engine(load_settings(self.data).database_url)
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    select(DeliveryLog.reason, DeliveryLog.provider, DeliveryLog.outcome).where(
-                        DeliveryLog.source == LogSource.ATTEMPT,
-                        DeliveryLog.sender.is_not(None),  # not our own DSNs, mailed to our MX by delivery-only nodes
-                    )
-                ).all()
-        finally:
-            engine.dispose()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(DeliveryLog.reason, DeliveryLog.provider, DeliveryLog.outcome).where(
+                    DeliveryLog.source == LogSource.ATTEMPT,
+                    DeliveryLog.sender.is_not(None),  # not our own DSNs, mailed to our MX by delivery-only nodes
+                )
+            ).all()
         return Counter((reason, provider) for reason, provider, outcome in rows if outcome in ("delivered", "bounced"))
 
     def stop(self) -> None:
@@ -320,3 +311,5 @@ class Day:
                 process.wait()
         if self.world is not None:
             self.world.stop()
+        if self._engine is not None:
+            self._engine.dispose()

@@ -173,12 +173,10 @@ def serve_command(
                 web_address = ListenAddress(web_host, web_port)
                 console.print(f"coldrelay web app on [bold]http://{web_address}[/bold] ({len(kb)} error articles).")
             if mx:
-                listeners.append(
-                    await _start_mx(context, engine, queue, resolver, tls_context, mx_address.host, mx_address.port, store)
-                )
+                listeners.append(await _start_mx(settings, engine, queue, resolver, tls_context, store))
                 console.print(f"MX for hosted mailboxes on [bold]{mx_address}[/bold] (data in {context.data_dir}).")
             if submission:
-                listeners.extend(await _start_submission(context, engine, queue, tls_context, settings))
+                listeners.extend(await _start_submission(settings, engine, queue, tls_context))
                 console.print(
                     f"Submission on [bold]{starttls_listen}[/bold] (STARTTLS) and [bold]{implicit_listen}[/bold] "
                     "(implicit TLS), AUTH required."
@@ -249,14 +247,12 @@ def _mail_store(data_dir: Path, imap: bool) -> MessageStore:
 
 
 async def _start_mx(
-    context: AppContext,
+    settings: Settings,
     engine: Engine,
     queue: MailQueue,
     resolver: Resolver,
     tls_context: ssl.SSLContext,
-    host: str,
-    port: int,
-    store: MessageStore | None,
+    store: MessageStore,
 ) -> MXServer:
     """Listen for inbound mail: SPF/DKIM/DMARC recorded in Authentication-Results, bounces linked to
     the queued message they answer, then stored in each mailbox's Maildir."""
@@ -264,23 +260,21 @@ async def _start_mx(
     from coldrelay.mta.checks import AuthenticationStep, BounceStep, QueueHeaderLocator
     from coldrelay.mta.checks.pipeline import PipelineStep
     from coldrelay.mta.edge import DatabaseDirectory, MXLimits, start_mx
-    from coldrelay.mta.store import MaildirStore
 
-    settings = context.settings()
     directory = DatabaseDirectory(session_factory(engine))
-    store = store or MaildirStore(context.data_dir)
     pipeline: list[PipelineStep] = [
         AuthenticationStep(resolver, settings.hostname),
         BounceStep(engine, QueueHeaderLocator(queue)),
     ]
     limits = MXLimits.from_settings(settings.limits)
+    listen = settings.smtp.mx_listen
     return await start_mx(
-        host, port, directory, store, limits, hostname=settings.hostname, tls_context=tls_context, pipeline=pipeline
+        listen.host, listen.port, directory, store, limits, hostname=settings.hostname, tls_context=tls_context, pipeline=pipeline
     )
 
 
 async def _start_submission(
-    context: AppContext, engine: Engine, queue: MailQueue, tls_context: ssl.SSLContext, settings: Settings
+    settings: Settings, engine: Engine, queue: MailQueue, tls_context: ssl.SSLContext
 ) -> list[SubmissionServer]:
     """Both submission listeners over one queue (``<data-dir>/spool``), one signer, shared AUTH throttling,
     and the reputation guard's pauses checked at MAIL FROM."""

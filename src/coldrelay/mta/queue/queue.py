@@ -120,7 +120,8 @@ class QueueEntry:
 
 @dataclass(frozen=True, slots=True)
 class Leased:
-    """A message a worker now holds: deliver it, then ``mark_delivered``, ``defer`` or ``bounce`` it."""
+    """A message a worker now holds: deliver it, then record the try with ``complete`` (or the single-step
+    ``mark_delivered``, ``defer``, ``bounce``)."""
 
     id: str
     sender: str
